@@ -1,0 +1,352 @@
+//! SLS PutLogs: a protobuf `LogGroup`, lz4/deflate/zstd compressed, signed.
+//!
+//! All or nothing: if any log is invalid, the request fails and nothing is stored.
+
+use sluice_proto::batch::Product;
+use sluice_proto::sls::tag;
+use sluice_proto::wire::{Reader, Value, WireError};
+
+use super::Decoded;
+use crate::auth;
+use crate::batch::BatchId;
+use crate::compression::{self, Compression};
+use crate::config::{Config, Limits};
+use crate::endpoint::sls_project_from_host;
+use crate::error::IngestError;
+use crate::record::{BodyWriter, EncodedBody, FieldRef, GroupRef, RecordRef};
+use crate::request::{Context, Request};
+use crate::response;
+use crate::time::NANOS_PER_SEC;
+
+/// Content keys SLS reserves for its own fields.
+const RESERVED_KEYS: [&str; 4] = ["__time__", "__time_ns_part__", "__source__", "__topic__"];
+
+pub fn decode(config: &Config, logstore: &str, req: &Request<'_>, ctx: &Context<'_>) -> Result<Decoded, IngestError> {
+    let headers = req.headers;
+    if !headers.contains("content-length") {
+        return Err(IngestError::MissingContentLength);
+    }
+    match headers.get("content-type") {
+        Some(ct) if ct.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-protobuf")) => {}
+        other => {
+            return Err(IngestError::InvalidContentType {
+                found: other.unwrap_or("").to_owned(),
+                expected: "application/x-protobuf",
+            });
+        }
+    }
+    let key = auth::sls::verify(config, req, ctx.now_ns)?;
+    let host = headers.get("host").unwrap_or("");
+    let project = sls_project_from_host(host).ok_or_else(|| IngestError::ProjectNotExist(host.to_owned()))?;
+    if !key.projects.is_empty() && !key.projects.iter().any(|p| p == project) {
+        return Err(IngestError::AccessDenied { key_id: key.id.clone(), project: project.to_owned() });
+    }
+    let target = config.target(project, logstore)?;
+
+    let limits = &config.limits;
+    let raw_size = headers.get("x-log-bodyrawsize").ok_or(IngestError::MissingBodyRawSize)?;
+    let raw_size: usize = raw_size.trim().parse().map_err(|_| IngestError::InvalidBodyRawSize(raw_size.to_owned()))?;
+    if raw_size > limits.max_raw_bytes {
+        return Err(IngestError::BodyTooLarge { limit: limits.max_raw_bytes, actual: raw_size });
+    }
+    if req.body.len() > limits.max_body_bytes() {
+        return Err(IngestError::BodyTooLarge { limit: limits.max_body_bytes(), actual: req.body.len() });
+    }
+    let compress_type = headers.get("x-log-compresstype");
+    let codec = Compression::from_sls_header(compress_type)
+        .ok_or_else(|| IngestError::InvalidCompressType(compress_type.unwrap_or("").to_owned()))?;
+    let raw = match codec {
+        Compression::None if req.body.len() != raw_size => {
+            return Err(IngestError::BodyRawSizeMismatch { declared: raw_size, actual: req.body.len() });
+        }
+        _ => compression::decompress(codec, req.body, Some(raw_size), limits.max_raw_bytes)?,
+    };
+
+    let body = encode_log_group(&raw, limits)?;
+    Ok(Decoded {
+        id: BatchId::derive(Product::Sls, &target.project, &target.logstore, "", &raw),
+        target,
+        body,
+        raw_len: raw.len(),
+        response: response::sls_ok(ctx.request_id),
+    })
+}
+
+fn malformed(e: WireError) -> IngestError {
+    IngestError::InvalidLogGroup(e.to_string())
+}
+
+fn wrong_type(what: &str) -> IngestError {
+    IngestError::InvalidLogGroup(format!("{what} has the wrong wire type"))
+}
+
+fn utf8(bytes: &[u8], what: impl FnOnce() -> String) -> Result<&str, IngestError> {
+    std::str::from_utf8(bytes).map_err(|_| IngestError::InvalidEncoding(what()))
+}
+
+/// A `Content` or `LogTag`: key and value, both required.
+fn pair(bytes: &[u8]) -> Result<(&[u8], &[u8]), IngestError> {
+    let mut reader = Reader::new(bytes);
+    let (mut key, mut value) = (None, None);
+    while let Some((number, v)) = reader.next_field().map_err(malformed)? {
+        match (number, v) {
+            (tag::PAIR_KEY, Value::Bytes(b)) => key = Some(b),
+            (tag::PAIR_VALUE, Value::Bytes(b)) => value = Some(b),
+            (tag::PAIR_KEY | tag::PAIR_VALUE, _) => return Err(wrong_type("key or value")),
+            _ => {}
+        }
+    }
+    match (key, value) {
+        (Some(k), Some(v)) => Ok((k, v)),
+        _ => Err(IngestError::InvalidLogGroup("a key/value pair lacks its key or value".into())),
+    }
+}
+
+/// Validates a `LogGroup` and writes its logs as records.
+pub fn encode_log_group(raw: &[u8], limits: &Limits) -> Result<EncodedBody, IngestError> {
+    let mut reader = Reader::new(raw);
+    let mut logs: Vec<&[u8]> = Vec::with_capacity(raw.len() / 256 + 1);
+    let (mut topic, mut source) = ("", "");
+    let mut tags: Vec<FieldRef<'_>> = Vec::new();
+    while let Some((number, value)) = reader.next_field().map_err(malformed)? {
+        match (number, value) {
+            (tag::LOG_GROUP_LOGS, Value::Bytes(b)) => logs.push(b),
+            (tag::LOG_GROUP_TOPIC, Value::Bytes(b)) => topic = utf8(b, || "topic".into())?,
+            (tag::LOG_GROUP_SOURCE, Value::Bytes(b)) => source = utf8(b, || "source".into())?,
+            (tag::LOG_GROUP_TAGS, Value::Bytes(b)) => {
+                let (k, v) = pair(b)?;
+                let key = utf8(k, || "tag key".into())?;
+                let value = utf8(v, || format!("tag {key:?}"))?;
+                tags.push(FieldRef { key, value: value.as_bytes(), json: false });
+            }
+            (tag::LOG_GROUP_CATEGORY | tag::LOG_GROUP_MACHINE_UUID, Value::Bytes(_)) => {}
+            (
+                tag::LOG_GROUP_LOGS
+                | tag::LOG_GROUP_TOPIC
+                | tag::LOG_GROUP_SOURCE
+                | tag::LOG_GROUP_TAGS
+                | tag::LOG_GROUP_CATEGORY
+                | tag::LOG_GROUP_MACHINE_UUID,
+                _,
+            ) => return Err(wrong_type("a log group field")),
+            _ => {}
+        }
+    }
+
+    let mut writer = BodyWriter::with_capacity(raw.len() + raw.len() / 8 + 64);
+    writer.push_group(&GroupRef { topic, source, tags: &tags, ..Default::default() });
+    let mut fields: Vec<FieldRef<'_>> = Vec::with_capacity(16);
+    for (index, log) in logs.iter().enumerate() {
+        fields.clear();
+        let time_ns = decode_log(index, log, limits, &mut fields)?;
+        writer.push_record(&RecordRef { time_ns, fields: &fields, ..Default::default() });
+    }
+    Ok(writer.finish())
+}
+
+#[inline]
+fn decode_log<'a>(
+    index: usize,
+    log: &'a [u8],
+    limits: &Limits,
+    fields: &mut Vec<FieldRef<'a>>,
+) -> Result<i64, IngestError> {
+    let invalid = |reason: &str| IngestError::InvalidLog { index, reason: reason.to_owned() };
+    let mut reader = Reader::new(log);
+    let mut time: Option<u64> = None;
+    let mut nanos: u32 = 0;
+    while let Some((number, value)) = reader.next_field().map_err(malformed)? {
+        match (number, value) {
+            (tag::LOG_CONTENTS, Value::Bytes(b)) => {
+                let (k, v) = pair(b)?;
+                let key =
+                    std::str::from_utf8(k).map_err(|_| IngestError::InvalidEncoding(format!("log {index}: a key")))?;
+                check_key(index, key)?;
+                if v.len() > limits.max_value_bytes {
+                    return Err(IngestError::ValueTooLarge {
+                        index,
+                        key: key.to_owned(),
+                        actual: v.len(),
+                        limit: limits.max_value_bytes,
+                    });
+                }
+                fields.push(FieldRef { key, value: v, json: false });
+            }
+            (tag::LOG_TIME, Value::Varint(t)) => time = Some(t),
+            (tag::LOG_TIME_NS, Value::Fixed32(ns)) => nanos = ns,
+            (tag::LOG_CONTENTS | tag::LOG_TIME | tag::LOG_TIME_NS, _) => return Err(wrong_type("a log field")),
+            _ => {}
+        }
+    }
+    let time = time.ok_or_else(|| invalid("time is missing"))?;
+    if time == 0 || time > u64::from(u32::MAX) || i64::from(nanos) >= NANOS_PER_SEC {
+        return Err(IngestError::InvalidTimestamp { index, time: format!("{time}.{nanos:09}") });
+    }
+    if fields.is_empty() {
+        return Err(invalid("a log needs at least one content"));
+    }
+    Ok(time as i64 * NANOS_PER_SEC + i64::from(nanos))
+}
+
+#[inline]
+fn check_key(index: usize, key: &str) -> Result<(), IngestError> {
+    let reason = if key.is_empty() {
+        "keys may not be empty"
+    } else if key.starts_with("__") && (RESERVED_KEYS.contains(&key) || key.starts_with("__tag__:")) {
+        "the name is reserved"
+    } else {
+        return Ok(());
+    };
+    Err(IngestError::InvalidKey { index, key: key.to_owned(), reason })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use prost::Message;
+    use sluice_proto::batch::BatchBody;
+    use sluice_proto::sls::{Content, Log, LogGroup, LogTag};
+
+    fn log(time: u32, pairs: &[(&str, &str)]) -> Log {
+        Log {
+            time,
+            contents: pairs.iter().map(|(k, v)| Content { key: k.to_string(), value: v.as_bytes().to_vec() }).collect(),
+            time_ns: None,
+        }
+    }
+
+    fn encode(group: &LogGroup) -> Result<BatchBody, IngestError> {
+        let body = encode_log_group(&group.encode_to_vec(), &Limits::default())?;
+        Ok(BatchBody::decode(&body.bytes[..]).unwrap())
+    }
+
+    #[test]
+    fn normalizes_a_log_group() {
+        let group = LogGroup {
+            logs: vec![
+                log(1_700_000_000, &[("status", "200"), ("path", "/")]),
+                Log { time_ns: Some(5), ..log(1_700_000_001, &[("k", "v")]) },
+            ],
+            topic: Some("web".into()),
+            source: Some("10.0.0.1".into()),
+            log_tags: vec![LogTag { key: "host".into(), value: "a".into() }],
+            category: Some("legacy".into()),
+            machine_uuid: Some("legacy".into()),
+        };
+        let body = encode(&group).unwrap();
+        assert_eq!(body.groups.len(), 1);
+        assert_eq!(body.groups[0].topic, "web");
+        assert_eq!(body.groups[0].source, "10.0.0.1");
+        assert_eq!(body.groups[0].tags[0].key, "host");
+        assert_eq!(body.records.len(), 2);
+        assert_eq!(body.records[0].time_ns, 1_700_000_000_000_000_000);
+        assert_eq!(body.records[1].time_ns, 1_700_000_001_000_000_005);
+        assert_eq!(body.records[0].fields[1].key, "path");
+        assert_eq!(body.records[0].fields[1].value, b"/");
+    }
+
+    #[test]
+    fn rejects_invalid_logs() {
+        type Check = fn(&IngestError) -> bool;
+        let cases: Vec<(LogGroup, Check)> = vec![
+            (LogGroup { logs: vec![log(0, &[("k", "v")])], ..Default::default() }, |e| {
+                matches!(e, IngestError::InvalidTimestamp { .. })
+            }),
+            (
+                LogGroup {
+                    logs: vec![Log { time_ns: Some(1_000_000_000), ..log(1, &[("k", "v")]) }],
+                    ..Default::default()
+                },
+                |e| matches!(e, IngestError::InvalidTimestamp { .. }),
+            ),
+            (LogGroup { logs: vec![log(1, &[])], ..Default::default() }, |e| {
+                matches!(e, IngestError::InvalidLog { .. })
+            }),
+            (LogGroup { logs: vec![log(1, &[("", "v")])], ..Default::default() }, |e| {
+                matches!(e, IngestError::InvalidKey { .. })
+            }),
+            (LogGroup { logs: vec![log(1, &[("__topic__", "v")])], ..Default::default() }, |e| {
+                matches!(e, IngestError::InvalidKey { .. })
+            }),
+            (LogGroup { logs: vec![log(1, &[("__tag__:x", "v")])], ..Default::default() }, |e| {
+                matches!(e, IngestError::InvalidKey { .. })
+            }),
+        ];
+        for (group, check) in cases {
+            let err = encode(&group).unwrap_err();
+            assert!(check(&err), "{err:?}");
+        }
+        let big = "x".repeat(1024 * 1024 + 1);
+        let err = encode(&LogGroup { logs: vec![log(1, &[("k", &big)])], ..Default::default() }).unwrap_err();
+        assert!(matches!(err, IngestError::ValueTooLarge { .. }));
+    }
+
+    #[test]
+    fn accepts_binary_values_but_not_binary_keys() {
+        let mut group = LogGroup { logs: vec![log(1, &[("k", "v")])], ..Default::default() };
+        group.logs[0].contents[0].value = vec![0xff, 0xfe];
+        assert_eq!(encode(&group).unwrap().records[0].fields[0].value, vec![0xff, 0xfe]);
+        let mut bytes = LogGroup { logs: vec![log(1, &[("k\u{e9}", "v")])], ..Default::default() }.encode_to_vec();
+        let at = bytes.windows(2).position(|w| w == "\u{e9}".as_bytes()).unwrap();
+        bytes[at] = 0xff;
+        assert!(matches!(encode_log_group(&bytes, &Limits::default()), Err(IngestError::InvalidEncoding(_))));
+        let mut bytes = LogGroup { topic: Some("t\u{e9}".into()), ..Default::default() }.encode_to_vec();
+        let at = bytes.windows(2).position(|w| w == "\u{e9}".as_bytes()).unwrap();
+        bytes[at] = 0xff;
+        assert!(matches!(encode_log_group(&bytes, &Limits::default()), Err(IngestError::InvalidEncoding(_))));
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert!(matches!(encode_log_group(b"\x0a\x05ab", &Limits::default()), Err(IngestError::InvalidLogGroup(_))));
+        assert!(matches!(encode_log_group(b"\x08\x01", &Limits::default()), Err(IngestError::InvalidLogGroup(_))));
+    }
+
+    fn arb_log() -> impl Strategy<Value = Log> {
+        (
+            1u32..,
+            proptest::option::of(0u32..1_000_000_000),
+            proptest::collection::vec(("[a-z][a-z0-9_]{0,8}", proptest::collection::vec(any::<u8>(), 0..16)), 1..5),
+        )
+            .prop_map(|(time, time_ns, contents)| Log {
+                time,
+                time_ns,
+                contents: contents.into_iter().map(|(key, value)| Content { key, value }).collect(),
+            })
+    }
+
+    proptest! {
+        /// Every log, key and value of a valid group comes out as a record, in order.
+        #[test]
+        fn keeps_every_log(
+            logs in proptest::collection::vec(arb_log(), 0..20),
+            topic in proptest::option::of(".{0,8}"),
+            tags in proptest::collection::vec(("[a-z]{1,5}", ".{0,5}"), 0..3),
+        ) {
+            let group = LogGroup {
+                logs: logs.clone(),
+                topic: topic.clone(),
+                log_tags: tags.iter().map(|(k, v)| LogTag { key: k.clone(), value: v.clone() }).collect(),
+                ..Default::default()
+            };
+            let body = encode(&group).unwrap();
+            prop_assert_eq!(body.records.len(), logs.len());
+            prop_assert_eq!(&body.groups[0].topic, &topic.unwrap_or_default());
+            prop_assert_eq!(body.groups[0].tags.len(), tags.len());
+            for (record, log) in body.records.iter().zip(&logs) {
+                prop_assert_eq!(record.time_ns, i64::from(log.time) * NANOS_PER_SEC + i64::from(log.time_ns.unwrap_or(0)));
+                prop_assert_eq!(record.fields.len(), log.contents.len());
+                for (f, c) in record.fields.iter().zip(&log.contents) {
+                    prop_assert_eq!(&f.key, &c.key);
+                    prop_assert_eq!(&f.value, &c.value);
+                }
+            }
+        }
+
+        #[test]
+        fn never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = encode_log_group(&bytes, &Limits::default());
+        }
+    }
+}

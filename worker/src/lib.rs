@@ -1,0 +1,1 @@
+//! The edge worker (see issue 3).
