@@ -1,1 +1,134 @@
-fn main() {}
+//! `sluice`: the native command line.
+//!
+//! - `sluice serve`: ingest APIs on one port, raw batches into the object store. With no
+//!   arguments it runs the development setup: `./data`, `127.0.0.1:8080`, any project
+//!   and logstore name, the demo credentials.
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use sluice_compactor::server::{self, AppState};
+use sluice_compactor::settings::{DEFAULT_DATA_DIR, DEFAULT_LISTEN, Settings};
+use sluice_compactor::storage;
+use sluice_ingest::config::{
+    DEMO_LTS_TOKEN, DEMO_PROLIFERATE_KEY, DEMO_PROLIFERATE_PROJECT, DEMO_SLS_ACCESS_KEY_ID, DEMO_SLS_ACCESS_KEY_SECRET,
+};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Parser, Debug)]
+#[command(name = "sluice", version, about = "Logs at the edge, searchable at data-lake cost")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve the ingest APIs (SLS PutLogs, LTS reporting, Proliferate batches).
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args, Debug, Default)]
+struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080, or [server] listen]
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Directory for data (a local object store) [default: ./data, or [storage] url]
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Configuration file (TOML); without it, the development setup with demo credentials
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sluice=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Some(Command::Serve(args)) => serve(args).await,
+            None => serve(ServeArgs::default()).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let settings = match &args.config {
+        Some(path) => Settings::load(path)?,
+        None => Settings::development(),
+    };
+    let listen: SocketAddr = match args.listen.or(settings.server.listen) {
+        Some(addr) => addr,
+        None => DEFAULT_LISTEN.parse().context("the default listen address")?,
+    };
+    if settings.ingest.has_demo_credentials() && !listen.ip().is_loopback() {
+        anyhow::bail!(
+            "refusing to serve the public demo credentials on {listen}\n  \
+             hint: listen on a loopback address (--listen 127.0.0.1:8080), or pass --config with your own credentials"
+        );
+    }
+    let location = match (&args.data, &settings.storage.url) {
+        (Some(dir), _) => dir.display().to_string(),
+        (None, Some(url)) => url.clone(),
+        (None, None) => DEFAULT_DATA_DIR.to_owned(),
+    };
+    let storage = storage::open(&location)?;
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| match e.kind() {
+        std::io::ErrorKind::AddrInUse => anyhow::anyhow!(
+            "address {listen} is already in use\n  hint: stop the other process, or pass --listen with another port (for example --listen 127.0.0.1:8081)"
+        ),
+        _ => anyhow::anyhow!("cannot listen on {listen}: {e}"),
+    })?;
+    let local = listener.local_addr()?;
+    let state = Arc::new(AppState::new(
+        Arc::new(settings.ingest.clone()),
+        storage.store,
+        settings.server.max_concurrent_requests,
+    ));
+    if settings.source.is_none() {
+        println!("sluice: development setup (any project and logstore), demo credentials:");
+        println!("  SLS          AccessKeyId {DEMO_SLS_ACCESS_KEY_ID}  AccessKeySecret {DEMO_SLS_ACCESS_KEY_SECRET}");
+        println!("  LTS          X-Auth-Token {DEMO_LTS_TOKEN}");
+        println!("  Proliferate  api_key {DEMO_PROLIFERATE_KEY} (project {DEMO_PROLIFERATE_PROJECT})");
+    }
+    println!("sluice: storing raw batches in {}", storage.description);
+    println!("sluice: listening on http://{local}");
+    tracing::info!(%local, storage = storage.description, "serving");
+    axum::serve(listener, server::router(state)).with_graceful_shutdown(shutdown()).await?;
+    Ok(())
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut signal) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            signal.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+}

@@ -1,1 +1,151 @@
+//! Helpers for Sluice's end-to-end tests: find and start the real `sluice` binary, run
+//! the official SDKs from the test virtualenv, and read what landed in storage.
+//!
+//! The test command in README builds the binary and the virtualenv first; when one is
+//! missing, a test fails with what to run.
 
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ sits in the repository").to_owned()
+}
+
+/// The `sluice` binary built next to this test binary (`cargo build -p sluice-compactor`).
+pub fn sluice_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("SLUICE_BIN") {
+        return path.into();
+    }
+    let exe = std::env::current_exe().expect("the test binary has a path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
+    let bin = profile_dir.join("sluice");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p sluice-compactor` first (scripts/test does)",
+        bin.display()
+    );
+    bin
+}
+
+/// The Python of the test virtualenv with the official SDKs.
+pub fn python() -> PathBuf {
+    let path = std::env::var_os("SLUICE_PYTHON").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/sluice/venv/bin/python")
+    });
+    assert!(path.exists(), "{} is missing: run scripts/setup-python (scripts/test does)", path.display());
+    path
+}
+
+/// Runs a script from `tests/python` and returns its standard output.
+pub fn run_python(script: &str, args: &[&str]) -> String {
+    let output = Command::new(python())
+        .arg(repo_root().join("tests/python").join(script))
+        .args(args)
+        .output()
+        .expect("python runs");
+    assert!(
+        output.status.success(),
+        "{script} {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8 output")
+}
+
+/// A running `sluice serve`, stopped when dropped.
+#[derive(Debug)]
+pub struct Server {
+    child: Child,
+    pub port: u16,
+    pub data: PathBuf,
+}
+
+impl Server {
+    /// Starts `sluice serve --listen 127.0.0.1:0 --data DIR` plus `extra` arguments and
+    /// waits until it listens.
+    pub fn start(data: &Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(sluice_bin())
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("sluice starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.split("listening on http://").nth(1) {
+                    let _ = tx.send(addr.trim().to_owned());
+                }
+            }
+        });
+        let addr = rx.recv_timeout(Duration::from_secs(30)).expect("sluice prints its address");
+        let port = addr.rsplit(':').next().and_then(|p| p.parse().ok()).expect("a port");
+        Self { child, port, data: data.to_owned() }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every raw batch file under `dir/raw`, sorted by path.
+pub fn raw_batches(dir: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "batch") {
+                out.push(path);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&dir.join("raw"), &mut out);
+    out.sort();
+    out
+}
+
+/// Every file under `dir/raw`, batches or not: what a failed request must not leave.
+pub fn raw_files(dir: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() { walk(&path, out) } else { out.push(path) }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&dir.join("raw"), &mut out);
+    out
+}
+
+/// Reads and checks every raw batch under `dir`.
+pub fn read_batches(dir: &Path) -> Vec<sluice_ingest::batch::DecodedBatch> {
+    raw_batches(dir)
+        .iter()
+        .map(|p| sluice_ingest::batch::decode(&std::fs::read(p).expect("readable"), 1 << 30).expect("a valid batch"))
+        .collect()
+}
+
+/// A blocking HTTP client for tests.
+pub fn http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().expect("a client")
+}

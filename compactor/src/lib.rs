@@ -1,0 +1,12 @@
+//! The native side of Sluice (`sluice`, tokio): it serves the same ingest APIs as the
+//! edge worker through the same `sluice-ingest` core and stores raw batches with
+//! `object_store`, so one local process can run the whole pipeline.
+//!
+//! - [`settings`]: the TOML configuration file (server, storage, and the ingest core's
+//!   projects, credentials and limits).
+//! - [`storage`]: opening the object store a URL names.
+//! - [`server`]: the HTTP server (axum).
+
+pub mod server;
+pub mod settings;
+pub mod storage;
