@@ -84,8 +84,13 @@ pub fn decompress(
         Compression::Lz4 => {
             let declared = declared.ok_or(DecompressError::SizeRequired { codec: "lz4" })?;
             let mut out = vec![0u8; declared];
-            let written = lz4_flex::block::decompress_into(input, &mut out)
-                .map_err(|e| DecompressError::Corrupt { codec: "lz4", reason: e.to_string() })?;
+            let written = lz4_flex::block::decompress_into(input, &mut out).map_err(|e| match e {
+                // The block holds more than was declared.
+                lz4_flex::block::DecompressError::OutputTooSmall { expected, .. } => {
+                    DecompressError::SizeMismatch { codec: "lz4", declared, actual: expected }
+                }
+                e => DecompressError::Corrupt { codec: "lz4", reason: e.to_string() },
+            })?;
             check_size("lz4", Some(declared), written)?;
             out
         }

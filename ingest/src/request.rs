@@ -16,6 +16,18 @@ impl Headers {
         self.entries.push((name.to_ascii_lowercase(), value.into()));
     }
 
+    /// Replaces every value of a header with one.
+    pub fn set(&mut self, name: &str, value: impl Into<String>) {
+        self.remove(name);
+        self.insert(name, value);
+    }
+
+    /// Removes every value of a header.
+    pub fn remove(&mut self, name: &str) {
+        let name = name.to_ascii_lowercase();
+        self.entries.retain(|(n, _)| *n != name);
+    }
+
     /// The first value of a header, by lowercase name.
     pub fn get(&self, name: &str) -> Option<&str> {
         debug_assert!(!name.bytes().any(|b| b.is_ascii_uppercase()));
