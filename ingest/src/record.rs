@@ -6,7 +6,7 @@
 //! bytes are exactly what prost would encode for the same records (a property test below
 //! holds the two together), so the compactor reads them back with the derived types.
 
-use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
+use prost::encoding::{WireType, encode_varint, encoded_len_varint};
 use sluice_proto::batch::tag;
 
 /// A key and a value, borrowed.
@@ -78,11 +78,32 @@ fn key_len(tag: u32) -> usize {
     if tag < 16 { 1 } else { 2 }
 }
 
-#[inline]
+/// A field key: one byte below tag 16, two up to tag 2047 (all Sluice uses).
+#[inline(always)]
+fn encode_key(tag: u32, wire_type: WireType, buf: &mut Vec<u8>) {
+    debug_assert!(tag < 2048);
+    let key = (tag << 3) | wire_type as u32;
+    if key < 0x80 {
+        buf.push(key as u8);
+    } else {
+        buf.extend_from_slice(&[(key as u8) | 0x80, (key >> 7) as u8]);
+    }
+}
+
+#[inline(always)]
+fn put_varint(buf: &mut Vec<u8>, value: u64) {
+    if value < 0x80 {
+        buf.push(value as u8);
+    } else {
+        encode_varint(value, buf);
+    }
+}
+
+#[inline(always)]
 fn put_len_field(buf: &mut Vec<u8>, tag: u32, bytes: &[u8]) {
     if !bytes.is_empty() {
         encode_key(tag, WireType::LengthDelimited, buf);
-        encode_varint(bytes.len() as u64, buf);
+        put_varint(buf, bytes.len() as u64);
         buf.extend_from_slice(bytes);
     }
 }
@@ -98,7 +119,7 @@ impl FieldRef<'_> {
     #[inline]
     fn encode(&self, outer_tag: u32, buf: &mut Vec<u8>) {
         encode_key(outer_tag, WireType::LengthDelimited, buf);
-        encode_varint(self.encoded_len() as u64, buf);
+        put_varint(buf, self.encoded_len() as u64);
         put_len_field(buf, tag::FIELD_KEY, self.key.as_bytes());
         put_len_field(buf, tag::FIELD_VALUE, self.value);
         if self.json {
@@ -176,7 +197,7 @@ impl BodyWriter {
         debug_assert_eq!(self.records, 0, "groups are written before records");
         let buf = &mut self.buf;
         encode_key(tag::BODY_GROUPS, WireType::LengthDelimited, buf);
-        encode_varint(group.encoded_len() as u64, buf);
+        put_varint(buf, group.encoded_len() as u64);
         put_len_field(buf, tag::GROUP_TOPIC, group.topic.as_bytes());
         put_len_field(buf, tag::GROUP_SOURCE, group.source.as_bytes());
         for t in group.tags {
@@ -193,21 +214,21 @@ impl BodyWriter {
     pub fn push_record(&mut self, record: &RecordRef<'_>) {
         let buf = &mut self.buf;
         encode_key(tag::BODY_RECORDS, WireType::LengthDelimited, buf);
-        encode_varint(record.encoded_len() as u64, buf);
+        put_varint(buf, record.encoded_len() as u64);
         if record.time_ns != 0 {
             encode_key(tag::RECORD_TIME_NS, WireType::SixtyFourBit, buf);
             buf.extend_from_slice(&record.time_ns.to_le_bytes());
         }
         if record.group != 0 {
             encode_key(tag::RECORD_GROUP, WireType::Varint, buf);
-            encode_varint(u64::from(record.group), buf);
+            put_varint(buf, u64::from(record.group));
         }
         for (tag, s) in record.strings() {
             put_len_field(buf, tag, s.as_bytes());
         }
         if let Some(line) = record.line_number {
             encode_key(tag::RECORD_LINE_NUMBER, WireType::Varint, buf);
-            encode_varint(u64::from(line), buf);
+            put_varint(buf, u64::from(line));
         }
         put_len_field(buf, tag::RECORD_FUNCTION_NAME, record.function_name.as_bytes());
         for f in record.fields {

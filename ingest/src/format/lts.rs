@@ -14,7 +14,7 @@ use sluice_proto::batch::Product;
 use std::borrow::Cow;
 
 use super::Decoded;
-use super::json::{Members, Scalar, scalar};
+use super::json::{self, Members, Scalar, Str, scalar};
 use crate::batch::BatchId;
 use crate::compression::{self, Compression};
 use crate::config::{Config, Limits};
@@ -29,7 +29,7 @@ struct PlainBody<'a> {
     #[serde(borrow)]
     log_time_ns: Option<&'a RawValue>,
     #[serde(borrow)]
-    contents: Option<Vec<Cow<'a, str>>>,
+    contents: Option<Vec<Str<'a>>>,
     #[serde(borrow, default)]
     labels: Option<Members<'a>>,
     #[serde(default)]
@@ -53,7 +53,7 @@ struct PreciseLog<'a> {
     #[serde(borrow)]
     log_time_ns: Option<&'a RawValue>,
     #[serde(borrow)]
-    log: Option<Cow<'a, str>>,
+    log: Option<Str<'a>>,
 }
 
 /// The LTS endpoint's names.
@@ -101,10 +101,6 @@ pub fn decode(
     })
 }
 
-fn invalid_json(e: serde_json::Error) -> IngestError {
-    IngestError::InvalidBody(format!("not valid json: {e}"))
-}
-
 fn parse_time(index: usize, raw: Option<&RawValue>) -> Result<i64, IngestError> {
     let raw = raw.ok_or_else(|| IngestError::InvalidLog { index, reason: "log_time_ns is missing".into() })?;
     let parsed = match scalar(raw) {
@@ -140,9 +136,9 @@ fn label_fields<'a>(labels: &'a Option<Members<'a>>) -> Vec<(Cow<'a, str>, Cow<'
         .iter()
         .flat_map(|m| m.0.iter())
         .map(|(k, v)| match scalar(v) {
-            Scalar::Str(s) => (k.clone(), s, false),
-            Scalar::Null => (k.clone(), Cow::Borrowed(""), false),
-            Scalar::Other(text) => (k.clone(), Cow::Borrowed(text), true),
+            Scalar::Str(s) => (k.0.clone(), s, false),
+            Scalar::Null => (k.0.clone(), Cow::Borrowed(""), false),
+            Scalar::Other(text) => (k.0.clone(), Cow::Borrowed(text), true),
         })
         .collect()
 }
@@ -157,7 +153,7 @@ fn writer_with_labels(raw_len: usize, labels: &Option<Members<'_>>) -> BodyWrite
 }
 
 fn encode_plain(raw: &[u8], limits: &Limits, now_ns: i64) -> Result<EncodedBody, IngestError> {
-    let body: PlainBody<'_> = serde_json::from_slice(raw).map_err(invalid_json)?;
+    let body: PlainBody<'_> = json::parse(raw).map_err(IngestError::InvalidBody)?;
     let contents = body.contents.ok_or_else(|| IngestError::InvalidBody("contents is required".into()))?;
     if contents.is_empty() {
         return Err(IngestError::InvalidBody("contents is empty".into()));
@@ -176,7 +172,7 @@ fn encode_plain(raw: &[u8], limits: &Limits, now_ns: i64) -> Result<EncodedBody,
 }
 
 fn encode_precise(raw: &[u8], limits: &Limits, now_ns: i64) -> Result<EncodedBody, IngestError> {
-    let body: PreciseBody<'_> = serde_json::from_slice(raw).map_err(invalid_json)?;
+    let body: PreciseBody<'_> = json::parse(raw).map_err(IngestError::InvalidBody)?;
     let contents = body.contents.ok_or_else(|| IngestError::InvalidBody("contents is required".into()))?;
     if contents.is_empty() {
         return Err(IngestError::InvalidBody("contents is empty".into()));

@@ -17,7 +17,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use super::Decoded;
-use super::json::{Members, Scalar, opt_str, scalar};
+use super::json::{self, MaybeMembers, Scalar, Str, opt_str, scalar};
 use crate::batch::BatchId;
 use crate::compression::{self, Compression};
 use crate::config::{Config, Limits};
@@ -34,11 +34,11 @@ const DEFAULT_ENVIRONMENT: &str = "production";
 #[derive(Deserialize)]
 struct Batch<'a> {
     #[serde(borrow)]
-    api_key: Option<Cow<'a, str>>,
+    api_key: Option<Str<'a>>,
     #[serde(borrow)]
-    environment: Option<Cow<'a, str>>,
+    environment: Option<Str<'a>>,
     #[serde(borrow)]
-    release: Option<Cow<'a, str>>,
+    release: Option<Str<'a>>,
     #[serde(borrow)]
     logs: Option<Vec<Entry<'a>>>,
 }
@@ -52,11 +52,11 @@ struct Entry<'a> {
     level: Option<&'a RawValue>,
     message: Option<&'a RawValue>,
     template: Option<&'a RawValue>,
-    attributes: Option<&'a RawValue>,
+    attributes: Option<MaybeMembers<'a>>,
     trace_id: Option<&'a RawValue>,
     span_id: Option<&'a RawValue>,
-    user: Option<&'a RawValue>,
-    account: Option<&'a RawValue>,
+    user: Option<MaybeMembers<'a>>,
+    account: Option<MaybeMembers<'a>>,
     logger_name: Option<&'a RawValue>,
     file_path: Option<&'a RawValue>,
     line_number: Option<&'a RawValue>,
@@ -73,17 +73,26 @@ impl<'de: 'a, 'a> Deserialize<'de> for Entry<'a> {
             }
             fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
                 let mut e = Entry { object: true, ..Default::default() };
-                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                    let slot = match key.as_ref() {
+                while let Some(key) = map.next_key::<Str<'de>>()? {
+                    let slot = match &*key {
                         "timestamp" => &mut e.timestamp,
                         "level" => &mut e.level,
                         "message" => &mut e.message,
                         "template" => &mut e.template,
-                        "attributes" => &mut e.attributes,
+                        "attributes" => {
+                            e.attributes = Some(map.next_value()?);
+                            continue;
+                        }
+                        "user" => {
+                            e.user = Some(map.next_value()?);
+                            continue;
+                        }
+                        "account" => {
+                            e.account = Some(map.next_value()?);
+                            continue;
+                        }
                         "trace_id" => &mut e.trace_id,
                         "span_id" => &mut e.span_id,
-                        "user" => &mut e.user,
-                        "account" => &mut e.account,
                         "logger_name" => &mut e.logger_name,
                         "file_path" => &mut e.file_path,
                         "line_number" => &mut e.line_number,
@@ -154,8 +163,7 @@ pub fn decode(config: &Config, req: &Request<'_>, ctx: &Context<'_>) -> Result<D
     let codec = Compression::from_content_encoding(encoding)
         .ok_or_else(|| IngestError::InvalidContentEncoding(encoding.unwrap_or("").to_owned()))?;
     let raw = compression::decompress(codec, req.body, None, limits.max_raw_bytes)?;
-    let batch: Batch<'_> =
-        serde_json::from_slice(&raw).map_err(|e| IngestError::InvalidBody(format!("not valid json: {e}")))?;
+    let batch: Batch<'_> = json::parse(&raw).map_err(IngestError::InvalidBody)?;
     let api_key = batch.api_key.ok_or_else(|| IngestError::InvalidBody("api_key is required".into()))?;
     let key = config.proliferate_key(&api_key).ok_or(IngestError::InvalidApiKey)?;
     let target = config.target(&key.project, &key.logstore)?;
@@ -163,7 +171,7 @@ pub fn decode(config: &Config, req: &Request<'_>, ctx: &Context<'_>) -> Result<D
     if logs.len() > limits.max_batch_logs {
         return Err(IngestError::TooManyLogs { limit: limits.max_batch_logs, actual: logs.len() });
     }
-    let environment = batch.environment.unwrap_or(Cow::Borrowed(DEFAULT_ENVIRONMENT));
+    let environment = batch.environment.unwrap_or(Str(Cow::Borrowed(DEFAULT_ENVIRONMENT)));
     let release = batch.release.unwrap_or_default();
     let (body, dropped) = encode_entries(&logs, &environment, &release, limits, ctx.now_ns);
     let accepted = body.record_count as usize;
@@ -255,23 +263,30 @@ fn normalize<'a>(e: &Entry<'a>, limits: &Limits, now_ns: i64) -> Option<Normaliz
         function_name: text(e.function_name).ok()?,
         ..Default::default()
     };
-    if let Some(raw) = e.attributes.filter(|r| r.get() != "null") {
-        let attributes: Members<'a> = serde_json::from_str(raw.get()).ok()?;
-        for (key, value) in attributes.0 {
-            n.fields.push(field(key, value));
+    match &e.attributes {
+        Some(MaybeMembers::Object(attributes)) => {
+            n.fields.reserve(attributes.0.len());
+            for (key, value) in &attributes.0 {
+                n.fields.push(field(key.0.clone(), value));
+            }
         }
+        Some(MaybeMembers::Other) => return None,
+        Some(MaybeMembers::Null) | None => {}
     }
-    for (prefix, raw, first, second) in [("user", e.user, "id", "email"), ("account", e.account, "id", "name")] {
-        let Some(raw) = raw.filter(|r| r.get() != "null") else { continue };
-        let members: Members<'a> = serde_json::from_str(raw.get()).ok()?;
-        for (key, value) in members.0 {
+    for (prefix, object, first, second) in [("user", &e.user, "id", "email"), ("account", &e.account, "id", "name")] {
+        let members = match object {
+            Some(MaybeMembers::Object(members)) => members,
+            Some(MaybeMembers::Other) => return None,
+            Some(MaybeMembers::Null) | None => continue,
+        };
+        for (key, value) in &members.0 {
             let (_, text, _) = field(Cow::Borrowed(""), value);
-            match (prefix, key.as_ref()) {
+            match (prefix, &**key) {
                 ("user", k) if k == first => n.user_id = text,
                 ("user", k) if k == second => n.user_email = text,
                 ("account", k) if k == first => n.account_id = text,
                 ("account", k) if k == second => n.account_name = text,
-                _ => n.fields.push((Cow::Owned(format!("{prefix}.{key}")), text, false)),
+                _ => n.fields.push((Cow::Owned(format!("{prefix}.{}", &**key)), text, false)),
             }
         }
     }
@@ -297,7 +312,7 @@ mod tests {
     const NOW: i64 = 1_736_938_300_000_000_000;
 
     fn encode(json: &str) -> (BatchBody, usize) {
-        let batch: Batch<'_> = serde_json::from_str(json).unwrap();
+        let batch: Batch<'_> = json::parse(json.as_bytes()).unwrap();
         let (body, dropped) = encode_entries(&batch.logs.unwrap(), "production", "", &Limits::default(), NOW);
         (BatchBody::decode(&body.bytes[..]).unwrap(), dropped)
     }
