@@ -10,6 +10,8 @@
 //! Throughput is raw (uncompressed) input bytes. `scripts/bench-report` turns criterion's
 //! output into the ratio table in README.
 
+#![allow(clippy::unwrap_used)]
+
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use prost::Message;
 use sluice_ingest::auth::sls::Signer;

@@ -104,7 +104,7 @@ pub fn format_rfc1123(secs: i64) -> String {
 /// Parses the compact ISO 8601 form SLS signature V4 uses, `20220808T032330Z`.
 pub fn parse_iso8601_basic(s: &str) -> Option<i64> {
     let b = s.as_bytes();
-    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+    if b.len() != 16 || !s.is_ascii() || b[8] != b'T' || b[15] != b'Z' {
         return None;
     }
     epoch_seconds(
@@ -254,7 +254,23 @@ mod tests {
         assert_eq!(parse_decimal_seconds("1e300"), None);
     }
 
+    /// Found by the `text_parsers` fuzz target: a multi-byte character in `x-log-date`
+    /// made the parser slice inside it and panic.
+    #[test]
+    fn iso8601_basic_with_a_multibyte_char_is_refused_not_a_panic() {
+        assert_eq!(parse_iso8601_basic("20220\u{43e}8T032330Z"), None);
+        assert_eq!(parse_iso8601_basic("2022080\u{e9}032330Z"), None);
+    }
+
     proptest! {
+        #[test]
+        fn never_panic_on_any_text(s in "\\PC{0,40}") {
+            let _ = parse_rfc1123(&s);
+            let _ = parse_iso8601_basic(&s);
+            let _ = parse_rfc3339_nanos(&s);
+            let _ = parse_decimal_seconds(&s);
+        }
+
         #[test]
         fn rfc1123_round_trips(secs in 0i64..10_000_000_000) {
             prop_assert_eq!(parse_rfc1123(&format_rfc1123(secs)), Some(secs));

@@ -2,6 +2,8 @@
 //! `fixtures/sls/README.md`) through the ingest core, with the clock at each request's
 //! own date.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use serde::Deserialize;
 use sluice_ingest::batch;
 use sluice_ingest::quota::Unlimited;

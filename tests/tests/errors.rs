@@ -1,6 +1,8 @@
 //! Every error of wire.md, answered by `sluice serve` over HTTP with the product's status,
 //! code and body, and nothing stored.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use prost::Message as _;
 use serde_json::Value;
 use sluice_ingest::Headers;
@@ -162,7 +164,7 @@ fn sls_errors() {
     assert_sls(s, Put { raw: group(vec![log(now() as u32, "__time__", "v")]), ..Put::default() }, 400, "InvalidKey");
     assert_sls(
         s,
-        Put { after: |h| h.set("date", &sluice_ingest::time::format_rfc1123(now() - 3600)), ..Put::default() },
+        Put { after: |h| h.set("date", sluice_ingest::time::format_rfc1123(now() - 3600)), ..Put::default() },
         400,
         "RequestTimeExpired",
     );
@@ -283,7 +285,9 @@ fn lts_errors() {
         (r.status().as_u16(), r.json::<Value>().unwrap())
     };
     let good = format!(r#"{{"log_time_ns": {now_ns}, "contents": ["a"], "labels": {{}}}}"#);
-    let cases: Vec<(&str, Option<&str>, Option<&str>, String, u16, &str)> = vec![
+    // path, token, content encoding, body, status, error code
+    type Case<'a> = (&'a str, Option<&'a str>, Option<&'a str>, String, u16, &'a str);
+    let cases: Vec<Case<'_>> = vec![
         (path, None, None, good.clone(), 401, "SVCSTG.ALS.403.105"),
         (path, Some("wrong-token"), None, good.clone(), 401, "SVCSTG.ALS.403.105"),
         (path, Some(DEMO_LTS_TOKEN), None, "{not json".into(), 400, "SVCSTG.ALS.200.201"),

@@ -1,6 +1,8 @@
 //! The unmodified official SLS Python SDK writes to `sluice serve`, and the raw batches
 //! hold exactly the logs it sent.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use serde::Deserialize;
 use sluice_tests::{Server, read_batches, run_python};
 
