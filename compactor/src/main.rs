@@ -34,9 +34,10 @@ struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080, or [server] listen]
     #[arg(long)]
     listen: Option<SocketAddr>,
-    /// Directory for data (a local object store) [default: ./data, or [storage] url]
+    /// Where data goes: a directory, or a URL (s3://bucket/prefix, file:///path)
+    /// [default: ./data, or [storage] url]
     #[arg(long)]
-    data: Option<PathBuf>,
+    data: Option<String>,
     /// Configuration file (TOML); without it, the development setup with demo credentials
     #[arg(long)]
     config: Option<PathBuf>,
@@ -88,11 +89,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     let location = match (&args.data, &settings.storage.url) {
-        (Some(dir), _) => dir.display().to_string(),
+        (Some(data), _) => data.clone(),
         (None, Some(url)) => url.clone(),
         (None, None) => DEFAULT_DATA_DIR.to_owned(),
     };
-    let storage = storage::open(&location)?;
+    let storage = storage::open(&location, &settings.storage)?;
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| match e.kind() {
         std::io::ErrorKind::AddrInUse => anyhow::anyhow!(
             "address {listen} is already in use\n  hint: stop the other process, or pass --listen with another port (for example --listen 127.0.0.1:8081)"

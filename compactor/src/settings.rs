@@ -22,6 +22,8 @@ use sluice_ingest::Config;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+pub use crate::storage::StorageSettings;
+
 /// Where `sluice serve` listens when nothing says otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Where data goes when nothing says otherwise.
@@ -40,14 +42,6 @@ impl Default for ServerSettings {
     fn default() -> Self {
         Self { listen: None, max_concurrent_requests: 256 }
     }
-}
-
-/// The `[storage]` table.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StorageSettings {
-    /// `file:///path`, a plain path, `memory://`, or `s3://bucket/prefix`.
-    pub url: Option<String>,
 }
 
 /// Everything `sluice` reads from its configuration file.

@@ -1,11 +1,50 @@
-//! Opens the object store a URL names: a local directory (`file:///path` or a plain
-//! path) or `memory://` (tests).
+//! Opens the object store a URL names:
+//!
+//! - a local directory: `file:///path` or a plain path;
+//! - any S3 API: `s3://bucket/prefix`, with endpoint, region, path-style addressing and
+//!   credentials from the `[storage]` table or the standard AWS environment variables
+//!   (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT_URL`...);
+//!   works with AWS S3, R2, MinIO and Garage;
+//! - `memory://` for tests.
 
 use object_store::ObjectStore;
+use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
+use object_store::prefix::PrefixStore;
+use serde::Deserialize;
+use sluice_ingest::config::Secret;
 use std::path::Path;
 use std::sync::Arc;
+
+/// The `[storage]` table.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSettings {
+    /// `file:///path`, a plain path, `memory://`, or `s3://bucket/prefix`.
+    pub url: Option<String>,
+    /// S3 API endpoint, for anything but AWS itself (`http://127.0.0.1:3900`,
+    /// `https://<account>.r2.cloudflarestorage.com`).
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    /// Path-style addressing (`endpoint/bucket/key`); the default when an endpoint is set.
+    pub path_style: Option<bool>,
+    pub access_key_id: Option<Secret>,
+    pub secret_access_key: Option<Secret>,
+}
+
+impl StorageSettings {
+    /// Replaces `{ env = "NAME" }` secrets.
+    pub fn resolve(mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        for secret in [&mut self.access_key_id, &mut self.secret_access_key].into_iter().flatten() {
+            if let Secret::Env { env } = secret {
+                let value = lookup(env).ok_or_else(|| format!("secret {env:?} is not set"))?;
+                *secret = Secret::Value(value);
+            }
+        }
+        Ok(self)
+    }
+}
 
 /// Why a store cannot be opened.
 #[derive(Debug, thiserror::Error)]
@@ -13,10 +52,14 @@ use std::sync::Arc;
 pub enum StorageError {
     #[error("cannot use {path} as the data directory: {source}\n  hint: pass --data with a directory you can write to")]
     Directory { path: String, source: std::io::Error },
-    #[error("storage url {0:?} is not supported: use file:///path, a plain path or memory://")]
+    #[error("storage url {0:?} is not supported: use file:///path, a plain path, s3://bucket/prefix or memory://")]
     Unsupported(String),
     #[error("storage url {url:?} is not valid: {message}")]
     InvalidUrl { url: String, message: String },
+    #[error(
+        "cannot open {url}: {source}\n  hint: check [storage] endpoint, region and credentials (or AWS_* variables)"
+    )]
+    S3 { url: String, source: object_store::Error },
 }
 
 /// An opened store and a description for logs.
@@ -26,10 +69,13 @@ pub struct Storage {
     pub description: String,
 }
 
-/// Opens the store for `location`: `file:///path`, `memory://`, or a plain path.
-pub fn open(location: &str) -> Result<Storage, StorageError> {
+/// Opens the store for `location`, with the `[storage]` table for S3 details.
+pub fn open(location: &str, settings: &StorageSettings) -> Result<Storage, StorageError> {
     if location == "memory://" || location == "memory:///" {
         return Ok(Storage { store: Arc::new(InMemory::new()), description: "memory".into() });
+    }
+    if location.starts_with("s3://") {
+        return open_s3(location, settings);
     }
     let path = if location.starts_with("file://") {
         let url = url::Url::parse(location)
@@ -50,4 +96,36 @@ pub fn open(location: &str) -> Result<Storage, StorageError> {
     std::fs::write(&probe, b"ok").and_then(|()| std::fs::remove_file(&probe)).map_err(directory)?;
     let store = LocalFileSystem::new_with_prefix(&path).map_err(|e| directory(std::io::Error::other(e)))?;
     Ok(Storage { store: Arc::new(store), description: format!("file://{}", path.display()) })
+}
+
+fn open_s3(location: &str, settings: &StorageSettings) -> Result<Storage, StorageError> {
+    let invalid = |message: &str| StorageError::InvalidUrl { url: location.to_owned(), message: message.to_owned() };
+    let rest = location.strip_prefix("s3://").ok_or_else(|| invalid("expected s3://bucket/prefix"))?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err(invalid("the bucket is missing"));
+    }
+    let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+    if let Some(endpoint) = &settings.endpoint {
+        builder = builder
+            .with_endpoint(endpoint)
+            .with_allow_http(endpoint.starts_with("http://"))
+            .with_virtual_hosted_style_request(!settings.path_style.unwrap_or(true));
+    } else if let Some(path_style) = settings.path_style {
+        builder = builder.with_virtual_hosted_style_request(!path_style);
+    }
+    if let Some(region) = &settings.region {
+        builder = builder.with_region(region);
+    }
+    if let Some(id) = settings.access_key_id.as_ref().and_then(Secret::value) {
+        builder = builder.with_access_key_id(id);
+    }
+    if let Some(secret) = settings.secret_access_key.as_ref().and_then(Secret::value) {
+        builder = builder.with_secret_access_key(secret);
+    }
+    let s3 = builder.build().map_err(|source| StorageError::S3 { url: location.to_owned(), source })?;
+    let prefix = prefix.trim_matches('/');
+    let store: Arc<dyn ObjectStore> =
+        if prefix.is_empty() { Arc::new(s3) } else { Arc::new(PrefixStore::new(s3, prefix)) };
+    Ok(Storage { store, description: location.to_owned() })
 }

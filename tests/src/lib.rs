@@ -4,6 +4,10 @@
 //! The test command in README builds the binary and the virtualenv first; when one is
 //! missing, a test fails with what to run.
 
+pub mod cases;
+pub mod garage;
+pub mod workerd;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -148,4 +152,43 @@ pub fn read_batches(dir: &Path) -> Vec<sluice_ingest::batch::DecodedBatch> {
 /// A blocking HTTP client for tests.
 pub fn http() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().expect("a client")
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+/// Kills a child and every process in its group (wrangler's workerd, for one).
+pub fn kill_group(child: &mut Child) {
+    let _ = Command::new("kill").arg("-KILL").arg(format!("-{}", child.id())).status();
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Runs a future to completion on a small runtime.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime").block_on(future)
+}
+
+/// Every raw batch a `sluice serve` data directory holds, keyed like object keys.
+pub fn local_objects(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = raw_batches(dir)
+        .into_iter()
+        .map(|p| {
+            let key = p.strip_prefix(dir).expect("under dir").to_string_lossy().into_owned();
+            (key, std::fs::read(&p).expect("readable"))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+impl cases::Target for Server {
+    fn url(&self, path: &str) -> String {
+        Server::url(self, path)
+    }
+    fn stored(&self) -> Vec<String> {
+        raw_files(&self.data).iter().map(|p| p.display().to_string()).collect()
+    }
 }
