@@ -47,6 +47,10 @@ pub struct RecordRef<'a> {
     pub line_number: Option<u32>,
     pub function_name: &'a str,
     pub fields: &'a [FieldRef<'a>],
+    /// Fields already encoded as `Field` messages (canonically: key, then a non-empty
+    /// value, minimal lengths), written after `fields`. An SLS `Content` is exactly such
+    /// a message, so SLS logs are copied through without re-encoding.
+    pub encoded_fields: &'a [&'a [u8]],
 }
 
 /// An encoded body and what the batch header says about it.
@@ -56,6 +60,13 @@ pub struct EncodedBody {
     pub record_count: u32,
     pub min_time_ns: i64,
     pub max_time_ns: i64,
+}
+
+/// The canonical encoding of a `Field` with this key and a non-JSON value, as prost
+/// writes it: `0x0a len key`, then `0x12 len value` when the value is not empty.
+pub fn is_canonical_field(encoded: &[u8], key: &[u8], value: &[u8]) -> bool {
+    let expected = len_field(tag::FIELD_KEY, key.len()) + len_field(tag::FIELD_VALUE, value.len());
+    !key.is_empty() && !value.is_empty() && encoded.len() == expected
 }
 
 /// Appends groups, then records, to a body.
@@ -182,7 +193,11 @@ impl RecordRef<'_> {
             len += 1 + encoded_len_varint(u64::from(line));
         }
         len += len_field(tag::RECORD_FUNCTION_NAME, self.function_name.len());
-        len + fields_len(tag::RECORD_FIELDS, self.fields)
+        len += fields_len(tag::RECORD_FIELDS, self.fields);
+        for f in self.encoded_fields {
+            len += len_field(tag::RECORD_FIELDS, f.len());
+        }
+        len
     }
 }
 
@@ -233,6 +248,9 @@ impl BodyWriter {
         put_len_field(buf, tag::RECORD_FUNCTION_NAME, record.function_name.as_bytes());
         for f in record.fields {
             f.encode(tag::RECORD_FIELDS, buf);
+        }
+        for f in record.encoded_fields {
+            put_len_field(buf, tag::RECORD_FIELDS, f);
         }
         self.records += 1;
         self.min_time_ns = self.min_time_ns.min(record.time_ns);
@@ -332,6 +350,7 @@ mod tests {
                     user_id: &r.user_id, user_email: &r.user_email, account_id: &r.account_id,
                     account_name: &r.account_name, logger_name: &r.logger_name, file_path: &r.file_path,
                     line_number: r.line_number, function_name: &r.function_name, fields: &fields,
+                    encoded_fields: &[],
                 });
             }
             let encoded = writer.finish();

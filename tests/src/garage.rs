@@ -26,9 +26,9 @@ pub struct Garage {
 
 /// The `garage` binary installed by `scripts/setup-tools`.
 pub fn garage_bin() -> PathBuf {
-    let path = std::env::var_os("SLUICE_GARAGE").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/sluice/tools/garage-2.5.0/bin/garage")
-    });
+    let path = std::env::var_os("SLUICE_GARAGE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::cache_dir().join("tools/garage-2.5.0-sqlite/bin/garage"));
     assert!(path.exists(), "{} is missing: run scripts/setup-tools (scripts/test does)", path.display());
     path
 }

@@ -35,11 +35,17 @@ pub fn sluice_bin() -> PathBuf {
     bin
 }
 
+/// Where tools and the virtualenv are installed: `$SLUICE_CACHE`, default `~/.cache/sluice`.
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("SLUICE_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/sluice"))
+}
+
 /// The Python of the test virtualenv with the official SDKs.
 pub fn python() -> PathBuf {
-    let path = std::env::var_os("SLUICE_PYTHON").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/sluice/venv/bin/python")
-    });
+    let path =
+        std::env::var_os("SLUICE_PYTHON").map(PathBuf::from).unwrap_or_else(|| cache_dir().join("venv/bin/python"));
     assert!(path.exists(), "{} is missing: run scripts/setup-python (scripts/test does)", path.display());
     path
 }
@@ -159,9 +165,15 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }
 
-/// Kills a child and every process in its group (wrangler's workerd, for one).
+/// Kills a child started as a process group leader (`process_group(0)`) and every
+/// process in its group (wrangler's workerd, for one).
+///
+/// Not through the `kill` command: procps-ng 4.0.2 turns `kill -KILL -19270` into
+/// `kill(-1, SIGKILL)`, which kills every process the user may signal.
 pub fn kill_group(child: &mut Child) {
-    let _ = Command::new("kill").arg("-KILL").arg(format!("-{}", child.id())).status();
+    if let Some(pid) = i32::try_from(child.id()).ok().and_then(rustix::process::Pid::from_raw) {
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+    }
     let _ = child.kill();
     let _ = child.wait();
 }

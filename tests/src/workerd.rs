@@ -22,6 +22,8 @@ pub enum WorkerStorage<'a> {
 pub struct Worker {
     child: Child,
     pub port: u16,
+    /// The inspector port, when started with one ([`Worker::start_inspected`]).
+    pub inspector_port: Option<u16>,
     dir: tempfile::TempDir,
 }
 
@@ -76,6 +78,15 @@ impl Worker {
     /// Starts the worker with a `SLUICE_CONFIG` (TOML, as `sluice serve` reads it) and
     /// extra vars.
     pub fn start_with(storage: WorkerStorage<'_>, config: &str, vars: &[(&str, &str)]) -> Self {
+        Self::launch(storage, config, vars, None)
+    }
+
+    /// Starts the worker with the V8 inspector on a port, for profiling.
+    pub fn start_inspected(storage: WorkerStorage<'_>) -> Self {
+        Self::launch(storage, DEMO_CONFIG, &[], Some(free_port()))
+    }
+
+    fn launch(storage: WorkerStorage<'_>, config: &str, vars: &[(&str, &str)], inspector_port: Option<u16>) -> Self {
         let dir = tempfile::tempdir().expect("a temp dir");
         let port = free_port();
         let mut toml = format!(
@@ -114,7 +125,8 @@ impl Worker {
         let mut command = Command::new(wrangler());
         command
             .current_dir(dir.path())
-            .args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string(), "--inspector-port", "0", "--persist-to"])
+            .args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--inspector-port", &inspector_port.unwrap_or(0).to_string(), "--persist-to"])
             .arg(dir.path().join("state"))
             .env("WRANGLER_SEND_METRICS", "false")
             .env("WRANGLER_SEND_ERROR_REPORTS", "false")
@@ -126,7 +138,7 @@ impl Worker {
             .stderr(Stdio::from(log));
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
         let child = command.spawn().expect("wrangler starts");
-        let worker = Self { child, port, dir };
+        let worker = Self { child, port, inspector_port, dir };
         worker.wait_ready();
         worker
     }
@@ -170,6 +182,27 @@ impl Worker {
             .map(|(key, blob)| (key, std::fs::read(state.join("sluice-raw/blobs").join(blob)).expect("a blob")))
             .collect();
         out.sort();
+        out
+    }
+
+    /// CPU time (user + system) used so far by every process of this worker's group
+    /// (wrangler's node and workerd), by name, from `/proc`.
+    pub fn cpu_seconds(&self) -> Vec<(String, f64)> {
+        let group = self.child.id();
+        let tick = 100.0; // USER_HZ on Linux
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+            // pid (comm) state ppid pgrp ... utime(14) stime(15)
+            let Some((head, rest)) = stat.rsplit_once(") ") else { continue };
+            let name = head.split_once(" (").map_or("", |(_, n)| n).to_owned();
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            if fields.len() > 13 && fields[2].parse::<u32>().ok() == Some(group) {
+                let utime: f64 = fields[11].parse().unwrap_or(0.0);
+                let stime: f64 = fields[12].parse().unwrap_or(0.0);
+                out.push((name, (utime + stime) / tick));
+            }
+        }
         out
     }
 

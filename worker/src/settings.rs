@@ -64,7 +64,7 @@ impl Edge {
                 Storage::R2 { binding: "RAW", retry }
             }
             "s3" => Storage::S3 {
-                target: S3Target::new(
+                target: Box::new(S3Target::new(
                     &required(env, "SLUICE_S3_ENDPOINT")?,
                     &required(env, "SLUICE_S3_BUCKET")?,
                     &text(env, "SLUICE_S3_REGION").unwrap_or_else(|| "us-east-1".into()),
@@ -72,7 +72,7 @@ impl Edge {
                     text(env, "SLUICE_S3_URL_STYLE").as_deref() != Some("virtual"),
                     &required(env, "SLUICE_S3_ACCESS_KEY_ID")?,
                     &required(env, "SLUICE_S3_SECRET_ACCESS_KEY")?,
-                )?,
+                )?),
                 retry,
             },
             other => return Err(format!("SLUICE_STORAGE must be r2 or s3, not {other:?}")),

@@ -67,7 +67,7 @@ impl S3Target {
 #[derive(Debug)]
 pub enum Storage {
     R2 { binding: &'static str, retry: Retry },
-    S3 { target: S3Target, retry: Retry },
+    S3 { target: Box<S3Target>, retry: Retry },
 }
 
 /// Why a put failed, after every attempt.

@@ -216,6 +216,7 @@ fn encode_entries(
             line_number: n.line_number,
             function_name: &n.function_name,
             fields: &fields,
+            encoded_fields: &[],
         });
     }
     (writer.finish(), dropped)

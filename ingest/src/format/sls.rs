@@ -13,7 +13,7 @@ use crate::compression::{self, Compression};
 use crate::config::{Config, Limits};
 use crate::endpoint::sls_project_from_host;
 use crate::error::IngestError;
-use crate::record::{BodyWriter, EncodedBody, FieldRef, GroupRef, RecordRef};
+use crate::record::{BodyWriter, EncodedBody, FieldRef, GroupRef, RecordRef, is_canonical_field};
 use crate::request::{Context, Request};
 use crate::response;
 use crate::time::NANOS_PER_SEC;
@@ -85,7 +85,11 @@ fn utf8(bytes: &[u8], what: impl FnOnce() -> String) -> Result<&str, IngestError
 }
 
 /// A `Content` or `LogTag`: key and value, both required.
+#[inline]
 fn pair(bytes: &[u8]) -> Result<(&[u8], &[u8]), IngestError> {
+    if let Some(kv) = canonical_pair(bytes) {
+        return Ok(kv);
+    }
     let mut reader = Reader::new(bytes);
     let (mut key, mut value) = (None, None);
     while let Some((number, v)) = reader.next_field().map_err(malformed)? {
@@ -99,6 +103,28 @@ fn pair(bytes: &[u8]) -> Result<(&[u8], &[u8]), IngestError> {
     match (key, value) {
         (Some(k), Some(v)) => Ok((k, v)),
         _ => Err(IngestError::InvalidLogGroup("a key/value pair lacks its key or value".into())),
+    }
+}
+
+/// The common shape of a pair, `0x0a len key 0x12 len value` and nothing else, read
+/// without the general field loop; `None` for anything else.
+#[inline(always)]
+fn canonical_pair(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (&0x0a, rest) = bytes.split_first()? else { return None };
+    let (key_len, rest) = short_len(rest)?;
+    let (key, rest) = rest.split_at_checked(key_len)?;
+    let (&0x12, rest) = rest.split_first()? else { return None };
+    let (value_len, rest) = short_len(rest)?;
+    (rest.len() == value_len).then_some((key, rest))
+}
+
+/// A length varint of one or two bytes.
+#[inline(always)]
+fn short_len(bytes: &[u8]) -> Option<(usize, &[u8])> {
+    match *bytes {
+        [b0, ref rest @ ..] if b0 < 0x80 => Some((usize::from(b0), rest)),
+        [b0, b1, ref rest @ ..] if b1 < 0x80 => Some((usize::from(b0 & 0x7f) | usize::from(b1) << 7, rest)),
+        _ => None,
     }
 }
 
@@ -136,20 +162,36 @@ pub fn encode_log_group(raw: &[u8], limits: &Limits) -> Result<EncodedBody, Inge
     let mut writer = BodyWriter::with_capacity(raw.len() + raw.len() / 8 + 64);
     writer.push_group(&GroupRef { topic, source, tags: &tags, ..Default::default() });
     let mut fields: Vec<FieldRef<'_>> = Vec::with_capacity(16);
+    let mut encoded: Vec<&[u8]> = Vec::with_capacity(16);
+    // Logs of a group mostly repeat the same keys in the same order: a key equal to the
+    // previous log's key at the same position was already validated.
+    let mut previous_keys: Vec<&str> = Vec::with_capacity(16);
     for (index, log) in logs.iter().enumerate() {
         fields.clear();
-        let time_ns = decode_log(index, log, limits, &mut fields)?;
-        writer.push_record(&RecordRef { time_ns, fields: &fields, ..Default::default() });
+        encoded.clear();
+        let time_ns = decode_log(index, log, limits, &previous_keys, &mut fields, &mut encoded)?;
+        previous_keys.clear();
+        previous_keys.extend(fields.iter().map(|f| f.key));
+        if encoded.len() == fields.len() {
+            // Every content is already a canonical `Field`: copy them through.
+            writer.push_record(&RecordRef { time_ns, encoded_fields: &encoded, ..Default::default() });
+        } else {
+            writer.push_record(&RecordRef { time_ns, fields: &fields, ..Default::default() });
+        }
     }
     Ok(writer.finish())
 }
 
+/// Reads one `Log`: its time, and its contents both as fields and, where a content is
+/// the canonical encoding of a `Field`, as those bytes.
 #[inline]
 fn decode_log<'a>(
     index: usize,
     log: &'a [u8],
     limits: &Limits,
+    previous_keys: &[&'a str],
     fields: &mut Vec<FieldRef<'a>>,
+    encoded: &mut Vec<&'a [u8]>,
 ) -> Result<i64, IngestError> {
     let invalid = |reason: &str| IngestError::InvalidLog { index, reason: reason.to_owned() };
     let mut reader = Reader::new(log);
@@ -159,9 +201,16 @@ fn decode_log<'a>(
         match (number, value) {
             (tag::LOG_CONTENTS, Value::Bytes(b)) => {
                 let (k, v) = pair(b)?;
-                let key =
-                    std::str::from_utf8(k).map_err(|_| IngestError::InvalidEncoding(format!("log {index}: a key")))?;
-                check_key(index, key)?;
+                let key = match previous_keys.get(fields.len()) {
+                    // The same bytes as a key already checked (in the same buffer).
+                    Some(seen) if seen.as_bytes() == k => seen,
+                    _ => {
+                        let key = std::str::from_utf8(k)
+                            .map_err(|_| IngestError::InvalidEncoding(format!("log {index}: a key")))?;
+                        check_key(index, key)?;
+                        key
+                    }
+                };
                 if v.len() > limits.max_value_bytes {
                     return Err(IngestError::ValueTooLarge {
                         index,
@@ -169,6 +218,9 @@ fn decode_log<'a>(
                         actual: v.len(),
                         limit: limits.max_value_bytes,
                     });
+                }
+                if is_canonical_field(b, k, v) {
+                    encoded.push(b);
                 }
                 fields.push(FieldRef { key, value: v, json: false });
             }
@@ -307,7 +359,7 @@ mod tests {
         (
             1u32..,
             proptest::option::of(0u32..1_000_000_000),
-            proptest::collection::vec(("[a-z][a-z0-9_]{0,8}", proptest::collection::vec(any::<u8>(), 0..16)), 1..5),
+            proptest::collection::vec(("[a-z][a-z0-9_]{0,8}", proptest::collection::vec(any::<u8>(), 0..200)), 1..5),
         )
             .prop_map(|(time, time_ns, contents)| Log {
                 time,
@@ -342,6 +394,39 @@ mod tests {
                     prop_assert_eq!(&f.value, &c.value);
                 }
             }
+        }
+
+        /// Copying canonical contents through gives exactly prost's encoding of the same
+        /// records, empty values included.
+        #[test]
+        fn writes_what_prost_writes(
+            logs in proptest::collection::vec(arb_log(), 0..10),
+            empty_value_at in proptest::option::of(0usize..40),
+        ) {
+            let mut group = LogGroup { logs, ..Default::default() };
+            if let Some(at) = empty_value_at
+                && let Some(c) = group.logs.iter_mut().flat_map(|l| l.contents.iter_mut()).nth(at)
+            {
+                c.value.clear();
+            }
+            let body = encode_log_group(&group.encode_to_vec(), &Limits::default()).unwrap();
+            let expected = BatchBody {
+                groups: vec![sluice_proto::batch::RecordGroup::default()],
+                records: group
+                    .logs
+                    .iter()
+                    .map(|l| sluice_proto::batch::Record {
+                        time_ns: i64::from(l.time) * NANOS_PER_SEC + i64::from(l.time_ns.unwrap_or(0)),
+                        fields: l
+                            .contents
+                            .iter()
+                            .map(|c| sluice_proto::batch::Field { key: c.key.clone(), value: c.value.clone(), json: false })
+                            .collect(),
+                        ..Default::default()
+                    })
+                    .collect(),
+            };
+            prop_assert_eq!(body.bytes, expected.encode_to_vec());
         }
 
         #[test]
