@@ -6,7 +6,12 @@
 //!   projects, credentials and limits).
 //! - [`storage`]: opening the object store a URL names.
 //! - [`server`]: the HTTP server (axum).
+//! - [`compact`]: raw batches into each logstore's Delta table, exactly once
+//!   ([`table`] holds the table's schema and files, [`records`] the conversion to Arrow).
 
+pub mod compact;
+pub mod records;
 pub mod server;
 pub mod settings;
 pub mod storage;
+pub mod table;

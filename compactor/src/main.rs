@@ -1,17 +1,20 @@
 //! `sluice`: the native command line.
 //!
-//! - `sluice serve`: ingest APIs on one port, raw batches into the object store. With no
-//!   arguments it runs the development setup: `./data`, `127.0.0.1:8080`, any project
-//!   and logstore name, the demo credentials.
+//! - `sluice serve`: ingest APIs on one port, raw batches into the object store, and
+//!   compaction in the background. With no arguments it runs the development setup:
+//!   `./data`, `127.0.0.1:8080`, any project and logstore name, the demo credentials.
+//! - `sluice compact`: one compaction run, then exit (for cron or a Kubernetes CronJob).
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use sluice_compactor::compact::{self, CompactError, CompactOptions, Progress};
 use sluice_compactor::server::{self, AppState};
 use sluice_compactor::settings::{DEFAULT_DATA_DIR, DEFAULT_LISTEN, Settings};
 use sluice_compactor::storage;
 use sluice_ingest::config::{
     DEMO_LTS_TOKEN, DEMO_PROLIFERATE_KEY, DEMO_PROLIFERATE_PROJECT, DEMO_SLS_ACCESS_KEY_ID, DEMO_SLS_ACCESS_KEY_SECRET,
 };
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,6 +30,22 @@ struct Cli {
 enum Command {
     /// Serve the ingest APIs (SLS PutLogs, LTS reporting, Proliferate batches).
     Serve(ServeArgs),
+    /// Compact raw batches into each logstore's Delta table once, then exit.
+    Compact(CompactArgs),
+}
+
+#[derive(clap::Args, Debug, Default)]
+struct CompactArgs {
+    /// Where data is: a directory, or a URL (s3://bucket/prefix, file:///path)
+    /// [default: ./data, or [storage] url]
+    #[arg(long)]
+    data: Option<String>,
+    /// Configuration file (TOML)
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Stop as if crashed at a point of the first commit (for tests)
+    #[arg(long, hide = true)]
+    fail_at: Option<sluice_compactor::compact::FailPoint>,
 }
 
 #[derive(clap::Args, Debug, Default)]
@@ -61,6 +80,7 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Some(Command::Serve(args)) => serve(args).await,
+            Some(Command::Compact(args)) => compact(args).await,
             None => serve(ServeArgs::default()).await,
         }
     });
@@ -68,7 +88,83 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
+            if matches!(e.downcast_ref(), Some(CompactError::Injected(_))) {
+                return std::process::ExitCode::from(3);
+            }
             std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn location(data: Option<&String>, settings: &Settings) -> String {
+    match (data, &settings.storage.url) {
+        (Some(data), _) => data.clone(),
+        (None, Some(url)) => url.clone(),
+        (None, None) => DEFAULT_DATA_DIR.to_owned(),
+    }
+}
+
+/// A progress bar on a terminal, nothing otherwise.
+struct Bar(indicatif::ProgressBar);
+
+impl Progress for Bar {
+    fn planned(&self, _batches: usize, bytes: u64) {
+        self.0.inc_length(bytes);
+    }
+    fn done(&self, _batches: usize, bytes: u64) {
+        self.0.inc(bytes);
+    }
+}
+
+async fn compact(args: CompactArgs) -> anyhow::Result<()> {
+    let settings = match &args.config {
+        Some(path) => Settings::load(path)?,
+        None => Settings::development(),
+    };
+    let storage = storage::open(&location(args.data.as_ref(), &settings), &settings.storage)?;
+    let mut options = settings.compaction.options();
+    options.fail_at = args.fail_at;
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} compacting [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let started = std::time::Instant::now();
+    let summary = compact::compact_all(&storage, &options, &Bar(bar.clone())).await?;
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    let rate = summary.bytes_in as f64 / 1e6 / seconds.max(1e-9);
+    println!("sluice: compacted {summary} in {seconds:.2} s ({rate:.1} MB/s)");
+    tracing::info!(
+        batches = summary.batches,
+        records = summary.records,
+        bytes_in = summary.bytes_in,
+        bytes_out = summary.bytes_out,
+        seconds,
+        "compaction finished"
+    );
+    Ok(())
+}
+
+/// Compacts every `interval`, for as long as the server runs.
+async fn compact_in_background(storage: storage::Storage, options: CompactOptions, interval: std::time::Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        match compact::compact_all(&storage, &options, &compact::Quiet).await {
+            Ok(summary) if summary.batches > 0 || summary.already_compacted > 0 => {
+                tracing::info!(%summary, "background compaction")
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "background compaction failed; retrying at the next interval"),
         }
     }
 }
@@ -88,12 +184,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
              hint: listen on a loopback address (--listen 127.0.0.1:8080), or pass --config with your own credentials"
         );
     }
-    let location = match (&args.data, &settings.storage.url) {
-        (Some(data), _) => data.clone(),
-        (None, Some(url)) => url.clone(),
-        (None, None) => DEFAULT_DATA_DIR.to_owned(),
-    };
-    let storage = storage::open(&location, &settings.storage)?;
+    let storage = storage::open(&location(args.data.as_ref(), &settings), &settings.storage)?;
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| match e.kind() {
         std::io::ErrorKind::AddrInUse => anyhow::anyhow!(
             "address {listen} is already in use\n  hint: stop the other process, or pass --listen with another port (for example --listen 127.0.0.1:8081)"
@@ -101,6 +192,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         _ => anyhow::anyhow!("cannot listen on {listen}: {e}"),
     })?;
     let local = listener.local_addr()?;
+    if settings.compaction.interval_secs > 0 {
+        let interval = std::time::Duration::from_secs(settings.compaction.interval_secs);
+        tokio::spawn(compact_in_background(storage.clone(), settings.compaction.options(), interval));
+    }
     let state = Arc::new(AppState::new(
         Arc::new(settings.ingest.clone()),
         storage.store,

@@ -44,11 +44,55 @@ impl Default for ServerSettings {
     }
 }
 
+/// The `[compaction]` table.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompactionSettings {
+    /// How often `sluice serve` compacts, in seconds; 0 turns background compaction off.
+    pub interval_secs: u64,
+    /// Raw batch megabytes per commit.
+    pub max_mb_per_commit: u64,
+    /// How far back to look for batches already compacted (client retries arrive within
+    /// minutes; raw batches are deleted right after their commit).
+    pub lookback_hours: u64,
+    /// Rows per Parquet row group.
+    pub row_group_rows: usize,
+    pub zstd_level: i32,
+}
+
+impl Default for CompactionSettings {
+    fn default() -> Self {
+        let files = crate::table::FileSettings::default();
+        Self {
+            interval_secs: 30,
+            max_mb_per_commit: 256,
+            lookback_hours: 24,
+            row_group_rows: files.row_group_rows,
+            zstd_level: files.zstd_level,
+        }
+    }
+}
+
+impl CompactionSettings {
+    pub fn options(&self) -> crate::compact::CompactOptions {
+        crate::compact::CompactOptions {
+            max_bytes_per_commit: self.max_mb_per_commit.max(1) * 1024 * 1024,
+            lookback: std::time::Duration::from_secs(self.lookback_hours * 3600),
+            files: crate::table::FileSettings {
+                row_group_rows: self.row_group_rows.max(1024),
+                zstd_level: self.zstd_level,
+            },
+            ..crate::compact::CompactOptions::default()
+        }
+    }
+}
+
 /// Everything `sluice` reads from its configuration file.
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub server: ServerSettings,
     pub storage: StorageSettings,
+    pub compaction: CompactionSettings,
     pub ingest: Config,
     /// The file it came from, if any.
     pub source: Option<PathBuf>,
@@ -71,6 +115,7 @@ impl Settings {
         Self {
             server: ServerSettings::default(),
             storage: StorageSettings::default(),
+            compaction: CompactionSettings::default(),
             ingest: Config::development(),
             source: None,
         }
@@ -93,10 +138,14 @@ impl Settings {
         let storage: StorageSettings = take("storage")
             .try_into()
             .map_err(|e: toml::de::Error| invalid(format!("in [storage]: {}", e.message())))?;
+        let storage = storage.resolve(&lookup).map_err(|e| invalid(format!("in [storage]: {e}")))?;
+        let compaction: CompactionSettings = take("compaction")
+            .try_into()
+            .map_err(|e: toml::de::Error| invalid(format!("in [compaction]: {}", e.message())))?;
         let ingest: Config =
             toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| invalid(e.message().to_owned()))?;
         let ingest = ingest.resolve(lookup).map_err(|e| invalid(e.to_string()))?;
-        Ok(Self { server, storage, ingest, source: Some(path.to_owned()) })
+        Ok(Self { server, storage, compaction, ingest, source: Some(path.to_owned()) })
     }
 }
 

@@ -62,17 +62,25 @@ pub enum StorageError {
     S3 { url: String, source: object_store::Error },
 }
 
-/// An opened store and a description for logs.
+/// An opened store.
 #[derive(Clone, Debug)]
 pub struct Storage {
+    /// Rooted at the data location: `raw/...` and `tables/...` are keys in it.
     pub store: Arc<dyn ObjectStore>,
+    /// The same store without the location's prefix, and the location's URL (with a
+    /// trailing slash): what Delta tables are opened with.
+    pub root: Arc<dyn ObjectStore>,
+    pub url: url::Url,
+    /// For logs.
     pub description: String,
 }
 
 /// Opens the store for `location`, with the `[storage]` table for S3 details.
 pub fn open(location: &str, settings: &StorageSettings) -> Result<Storage, StorageError> {
     if location == "memory://" || location == "memory:///" {
-        return Ok(Storage { store: Arc::new(InMemory::new()), description: "memory".into() });
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let url = url::Url::parse("memory:///").map_err(|e| invalid_url(location, e))?;
+        return Ok(Storage { store: store.clone(), root: store, url, description: "memory".into() });
     }
     if location.starts_with("s3://") {
         return open_s3(location, settings);
@@ -95,7 +103,13 @@ pub fn open(location: &str, settings: &StorageSettings) -> Result<Storage, Stora
     let probe = path.join(".sluice-write-check");
     std::fs::write(&probe, b"ok").and_then(|()| std::fs::remove_file(&probe)).map_err(directory)?;
     let store = LocalFileSystem::new_with_prefix(&path).map_err(|e| directory(std::io::Error::other(e)))?;
-    Ok(Storage { store: Arc::new(store), description: format!("file://{}", path.display()) })
+    let url = url::Url::from_directory_path(&path)
+        .map_err(|()| StorageError::InvalidUrl { url: location.to_owned(), message: "not an absolute path".into() })?;
+    Ok(Storage { store: Arc::new(store), root: Arc::new(LocalFileSystem::new()), description: url.to_string(), url })
+}
+
+fn invalid_url(url: &str, e: impl std::fmt::Display) -> StorageError {
+    StorageError::InvalidUrl { url: url.to_owned(), message: e.to_string() }
 }
 
 fn open_s3(location: &str, settings: &StorageSettings) -> Result<Storage, StorageError> {
@@ -123,9 +137,12 @@ fn open_s3(location: &str, settings: &StorageSettings) -> Result<Storage, Storag
     if let Some(secret) = settings.secret_access_key.as_ref().and_then(Secret::value) {
         builder = builder.with_secret_access_key(secret);
     }
-    let s3 = builder.build().map_err(|source| StorageError::S3 { url: location.to_owned(), source })?;
+    let s3: Arc<dyn ObjectStore> =
+        Arc::new(builder.build().map_err(|source| StorageError::S3 { url: location.to_owned(), source })?);
     let prefix = prefix.trim_matches('/');
     let store: Arc<dyn ObjectStore> =
-        if prefix.is_empty() { Arc::new(s3) } else { Arc::new(PrefixStore::new(s3, prefix)) };
-    Ok(Storage { store, description: location.to_owned() })
+        if prefix.is_empty() { s3.clone() } else { Arc::new(PrefixStore::new(s3.clone(), prefix)) };
+    let url = if prefix.is_empty() { format!("s3://{bucket}/") } else { format!("s3://{bucket}/{prefix}/") };
+    let url = url::Url::parse(&url).map_err(|e| invalid_url(location, e))?;
+    Ok(Storage { store, root: s3, url, description: location.to_owned() })
 }

@@ -2,6 +2,9 @@
 //!
 //! ```text
 //! raw/{project}/{logstore}/{batch id}.batch     one raw batch per accepted request
+//! tables/{project}/{logstore}/                  one Delta Lake table per logstore
+//!   date=YYYY-MM-DD/part-....parquet              partitioned by event date (UTC)
+//!   _delta_log/
 //! ```
 //!
 //! Names are percent-encoded outside `[A-Za-z0-9_-]` (a leading `.` too), so that no
@@ -16,6 +19,19 @@ use crate::batch::BatchId;
 
 /// The prefix under which every raw batch lives.
 pub const RAW_ROOT: &str = "raw/";
+/// The prefix under which every logstore's table lives.
+pub const TABLES_ROOT: &str = "tables/";
+
+/// Where one logstore's Delta table lives, without a trailing slash.
+pub fn table_prefix(project: &str, logstore: &str) -> String {
+    format!("{TABLES_ROOT}{}/{}", encode_segment(project), encode_segment(logstore))
+}
+
+/// The partition value of an event time: its UTC date, `YYYY-MM-DD`.
+pub fn partition_date(time_ns: i64) -> String {
+    let (year, month, day) = crate::time::civil_from_days(time_ns.div_euclid(crate::time::NANOS_PER_SEC * 86_400));
+    format!("{year:04}-{month:02}-{day:02}")
+}
 const BATCH_SUFFIX: &str = ".batch";
 
 const NAME: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.');
@@ -86,6 +102,14 @@ impl FromStr for RawBatchKey {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn tables_and_partitions_look_like_this() {
+        assert_eq!(table_prefix("shop", "nginx"), "tables/shop/nginx");
+        assert_eq!(partition_date(0), "1970-01-01");
+        assert_eq!(partition_date(1_736_937_000_123_000_000), "2025-01-15");
+        assert_eq!(partition_date(-1), "1969-12-31");
+    }
 
     #[test]
     fn keys_look_like_this() {

@@ -1,0 +1,366 @@
+//! Compaction: raw batches into the logstore's Delta table, exactly once.
+//!
+//! For each logstore: list its raw batches, read which ones recent commits consumed,
+//! [`plan::plan`], delete the consumed ones, and for each planned group: read and decode,
+//! write sorted Parquet files per date, commit them together with one application
+//! transaction per batch, then delete the raw batches. A crash anywhere leaves either
+//! uncommitted files (invisible, vacuumed later) or committed batches whose raw objects
+//! are still there (the next run deletes them without adding them again).
+
+pub mod plan;
+
+use delta_kernel::expressions::Scalar;
+use deltalake::kernel::Action;
+use deltalake::kernel::transaction::CommitBuilder;
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::writer::{DeltaWriter, RecordBatchWriter, WriteMode};
+use deltalake::{DeltaTable, DeltaTableError};
+use futures::{StreamExt, TryStreamExt};
+use indexmap::IndexMap;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use sluice_ingest::batch::{self, BatchId};
+use sluice_ingest::layout::{RAW_ROOT, RawBatchKey, decode_segment};
+use std::fmt;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use crate::records::{ReceivedBatch, split_by_date, to_record_batch};
+use crate::storage::Storage;
+use crate::table::{self, FileSettings, PARTITION_COLUMN};
+use plan::{Pending, plan};
+
+/// Where a test can make a run stop as if the process had crashed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailPoint {
+    /// Raw batches read, nothing written.
+    AfterRead,
+    /// Parquet files written, not committed.
+    AfterWrite,
+    /// Committed, no raw batch deleted.
+    AfterCommit,
+    /// Committed, half of the raw batches deleted.
+    MidDelete,
+}
+
+impl FromStr for FailPoint {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "after-read" => Ok(Self::AfterRead),
+            "after-write" => Ok(Self::AfterWrite),
+            "after-commit" => Ok(Self::AfterCommit),
+            "mid-delete" => Ok(Self::MidDelete),
+            other => Err(format!("unknown fail point {other:?}: after-read, after-write, after-commit, mid-delete")),
+        }
+    }
+}
+
+/// How a run behaves.
+#[derive(Clone, Debug)]
+pub struct CompactOptions {
+    /// Raw batch bytes per commit.
+    pub max_bytes_per_commit: u64,
+    /// How far back to look for batches recent commits consumed.
+    pub lookback: Duration,
+    pub files: FileSettings,
+    /// Raw batches read at once.
+    pub read_concurrency: usize,
+    pub fail_at: Option<FailPoint>,
+}
+
+impl Default for CompactOptions {
+    fn default() -> Self {
+        Self {
+            max_bytes_per_commit: 256 * 1024 * 1024,
+            lookback: Duration::from_secs(24 * 3600),
+            files: FileSettings::default(),
+            read_concurrency: 16,
+            fail_at: None,
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub logstores: usize,
+    pub batches: usize,
+    pub records: usize,
+    /// Raw batch bytes read.
+    pub bytes_in: u64,
+    /// Parquet bytes written.
+    pub bytes_out: u64,
+    pub commits: usize,
+    /// Raw batches that were already in the table and were only deleted.
+    pub already_compacted: usize,
+    /// Raw batches that could not be read and were moved to `quarantine/`.
+    pub quarantined: usize,
+}
+
+impl Summary {
+    fn add(&mut self, other: &Summary) {
+        self.logstores += other.logstores;
+        self.batches += other.batches;
+        self.records += other.records;
+        self.bytes_in += other.bytes_in;
+        self.bytes_out += other.bytes_out;
+        self.commits += other.commits;
+        self.already_compacted += other.already_compacted;
+        self.quarantined += other.quarantined;
+    }
+}
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CompactError {
+    #[error("storage: {0}")]
+    Storage(#[from] object_store::Error),
+    #[error("delta table: {0}")]
+    Delta(#[from] DeltaTableError),
+    #[error("arrow: {0}")]
+    Arrow(#[from] deltalake::arrow::error::ArrowError),
+    #[error("stopped at fail point {0:?}")]
+    Injected(FailPoint),
+    #[error("{project}/{logstore}: commits kept conflicting with other compactors")]
+    Contended { project: String, logstore: String },
+}
+
+/// Progress reports, for a terminal bar.
+pub trait Progress: Send + Sync {
+    fn planned(&self, _batches: usize, _bytes: u64) {}
+    fn done(&self, _batches: usize, _bytes: u64) {}
+}
+
+/// No progress reports.
+#[derive(Debug, Default)]
+pub struct Quiet;
+impl Progress for Quiet {}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} batches, {} records, {:.1} MB in, {:.1} MB out, {} commits in {} logstores",
+            self.batches,
+            self.records,
+            self.bytes_in as f64 / 1e6,
+            self.bytes_out as f64 / 1e6,
+            self.commits,
+            self.logstores
+        )?;
+        if self.already_compacted > 0 {
+            write!(f, ", {} already compacted", self.already_compacted)?;
+        }
+        if self.quarantined > 0 {
+            write!(f, ", {} quarantined", self.quarantined)?;
+        }
+        Ok(())
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Every logstore that has raw batches, as (project, logstore).
+pub async fn logstores_with_raw_batches(store: &dyn ObjectStore) -> Result<Vec<(String, String)>, CompactError> {
+    let mut out = Vec::new();
+    let root = Path::from(RAW_ROOT.trim_end_matches('/'));
+    for project in store.list_with_delimiter(Some(&root)).await?.common_prefixes {
+        let Some(project_name) = project.filename().and_then(decode_segment) else { continue };
+        for logstore in store.list_with_delimiter(Some(&project)).await?.common_prefixes {
+            if let Some(logstore_name) = logstore.filename().and_then(decode_segment) {
+                out.push((project_name.clone(), logstore_name));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Compacts every logstore that has raw batches.
+pub async fn compact_all(
+    storage: &Storage,
+    options: &CompactOptions,
+    progress: &dyn Progress,
+) -> Result<Summary, CompactError> {
+    let mut total = Summary::default();
+    for (project, logstore) in logstores_with_raw_batches(storage.store.as_ref()).await? {
+        let summary = compact_logstore(storage, &project, &logstore, options, progress).await?;
+        total.add(&summary);
+    }
+    Ok(total)
+}
+
+async fn list_pending(store: &dyn ObjectStore, project: &str, logstore: &str) -> Result<Vec<Pending>, CompactError> {
+    let prefix = Path::parse(RawBatchKey::prefix(project, logstore)).map_err(object_store::Error::from)?;
+    let metas: Vec<_> = store.list(Some(&prefix)).try_collect().await?;
+    Ok(metas
+        .into_iter()
+        .filter_map(|meta| {
+            // Other objects (a store's temporary files) are not raw batches.
+            let key: RawBatchKey = meta.location.as_ref().parse().ok()?;
+            let received_ns = meta.last_modified.timestamp_nanos_opt().unwrap_or(0);
+            Some(Pending { key, size: meta.size, received_ns })
+        })
+        .collect())
+}
+
+/// Compacts one logstore's raw batches into its table.
+pub async fn compact_logstore(
+    storage: &Storage,
+    project: &str,
+    logstore: &str,
+    options: &CompactOptions,
+    progress: &dyn Progress,
+) -> Result<Summary, CompactError> {
+    let store = storage.store.as_ref();
+    let mut summary = Summary { logstores: 1, ..Summary::default() };
+    let pending = list_pending(store, project, logstore).await?;
+    if pending.is_empty() {
+        return Ok(Summary::default());
+    }
+    let mut table = table::open_or_create(storage, project, logstore).await?;
+    // Each round plans what is left; a commit that conflicts with another compactor's
+    // (the same batches) sends the run back here with the winner's commit in view.
+    let mut rounds = 0;
+    let mut pending = pending;
+    'round: while !pending.is_empty() {
+        rounds += 1;
+        if rounds > 10 {
+            return Err(CompactError::Contended { project: project.to_owned(), logstore: logstore.to_owned() });
+        }
+        let since = now_ms() - i64::try_from(options.lookback.as_millis()).unwrap_or(i64::MAX);
+        let consumed = table::consumed_batches(&table, since).await?;
+        let planned = plan(std::mem::take(&mut pending), &consumed, options.max_bytes_per_commit);
+        progress.planned(
+            planned.commits.iter().map(Vec::len).sum(),
+            planned.commits.iter().flatten().map(|p| p.size).sum(),
+        );
+        delete(store, &planned.already_compacted, None).await?;
+        summary.already_compacted += planned.already_compacted.len();
+        let mut commits = planned.commits.into_iter();
+        while let Some(group) = commits.next() {
+            match compact_group(storage, &mut table, &group, options, &mut summary).await {
+                Ok(()) => progress.done(group.len(), group.iter().map(|p| p.size).sum()),
+                Err(CompactError::Delta(DeltaTableError::Transaction { source })) => {
+                    tracing::info!(project, logstore, %source, "commit conflicted with another compactor, planning again");
+                    table.update_state().await?;
+                    pending = group.into_iter().chain(commits.flatten()).collect();
+                    continue 'round;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(summary)
+}
+
+async fn compact_group(
+    storage: &Storage,
+    table: &mut DeltaTable,
+    group: &[Pending],
+    options: &CompactOptions,
+    summary: &mut Summary,
+) -> Result<(), CompactError> {
+    let store = storage.store.as_ref();
+    let started = Instant::now();
+    let read: Vec<(Pending, Result<ReceivedBatch, String>)> = futures::stream::iter(group.iter().cloned())
+        .map(|p| async move {
+            let path = Path::parse(p.key.to_string()).map_err(object_store::Error::from)?;
+            let bytes = store.get(&path).await?.bytes().await?;
+            let decoded = batch::decode(&bytes, 1 << 30)
+                .map(|batch| ReceivedBatch { batch, received_ns: p.received_ns })
+                .map_err(|e| e.to_string());
+            Ok::<_, CompactError>((p, decoded))
+        })
+        .buffered(options.read_concurrency.max(1))
+        .try_collect()
+        .await?;
+    let mut batches = Vec::with_capacity(read.len());
+    let mut consumed = Vec::with_capacity(read.len());
+    for (p, decoded) in read {
+        match decoded {
+            Ok(received) => {
+                consumed.push(p.clone());
+                batches.push(received);
+            }
+            Err(reason) => {
+                tracing::error!(key = %p.key, reason, "raw batch cannot be read, moving it to quarantine/");
+                quarantine(store, &p.key).await?;
+                summary.quarantined += 1;
+            }
+        }
+    }
+    fail(options, FailPoint::AfterRead)?;
+    if batches.is_empty() {
+        return Ok(());
+    }
+
+    let mut writer =
+        RecordBatchWriter::for_table(table)?.with_writer_properties(table::writer_properties(options.files));
+    let rows = to_record_batch(&batches, writer.arrow_schema())?;
+    for (date, part) in split_by_date(&rows)? {
+        let partition = IndexMap::from([(PARTITION_COLUMN.to_owned(), Scalar::String(date))]);
+        writer.write_partition(part, &partition, WriteMode::Default).await?;
+    }
+    let adds = writer.flush().await?;
+    fail(options, FailPoint::AfterWrite)?;
+
+    let ids: Vec<BatchId> = consumed.iter().map(|p| p.key.id).collect();
+    let bytes_out: u64 = adds.iter().map(|a| a.size as u64).sum();
+    let snapshot = table.snapshot()?.clone();
+    let operation = DeltaOperation::Write {
+        mode: SaveMode::Append,
+        partition_by: Some(vec![PARTITION_COLUMN.to_owned()]),
+        predicate: None,
+    };
+    let finalized = CommitBuilder::from(table::commit_properties(&ids, now_ms()))
+        .with_actions(adds.into_iter().map(Action::Add).collect())
+        .build(Some(&snapshot), table.log_store(), operation)
+        .await?;
+    table.update_state().await?;
+    tracing::info!(
+        version = finalized.version,
+        batches = ids.len(),
+        records = rows.num_rows(),
+        seconds = started.elapsed().as_secs_f64(),
+        "committed"
+    );
+    summary.batches += ids.len();
+    summary.records += rows.num_rows();
+    summary.bytes_in += consumed.iter().map(|p| p.size).sum::<u64>();
+    summary.bytes_out += bytes_out;
+    summary.commits += 1;
+    fail(options, FailPoint::AfterCommit)?;
+    delete(store, &consumed, options.fail_at).await
+}
+
+fn fail(options: &CompactOptions, point: FailPoint) -> Result<(), CompactError> {
+    if options.fail_at == Some(point) { Err(CompactError::Injected(point)) } else { Ok(()) }
+}
+
+async fn delete(store: &dyn ObjectStore, batches: &[Pending], fail_at: Option<FailPoint>) -> Result<(), CompactError> {
+    for (i, p) in batches.iter().enumerate() {
+        if fail_at == Some(FailPoint::MidDelete) && i == batches.len() / 2 {
+            return Err(CompactError::Injected(FailPoint::MidDelete));
+        }
+        let path = Path::parse(p.key.to_string()).map_err(object_store::Error::from)?;
+        match store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Moves an unreadable raw batch out of the way, keeping it for an operator.
+async fn quarantine(store: &dyn ObjectStore, key: &RawBatchKey) -> Result<(), CompactError> {
+    let from = Path::parse(key.to_string()).map_err(object_store::Error::from)?;
+    let to = Path::parse(format!("quarantine/{key}")).map_err(object_store::Error::from)?;
+    store.copy(&from, &to).await?;
+    store.delete(&from).await?;
+    Ok(())
+}
