@@ -7,9 +7,11 @@
 //! - [`storage`]: opening the object store a URL names.
 //! - [`server`]: the HTTP server (axum).
 //! - [`compact`]: raw batches into each logstore's Delta table, exactly once
-//!   ([`table`] holds the table's schema and files, [`records`] the conversion to Arrow).
+//!   ([`table`] holds the table's schema and files, [`records`] the conversion to Arrow);
+//!   [`maintenance`] merges small files, applies retention and vacuums.
 
 pub mod compact;
+pub mod maintenance;
 pub mod records;
 pub mod server;
 pub mod settings;

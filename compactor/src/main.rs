@@ -8,6 +8,7 @@
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use sluice_compactor::compact::{self, CompactError, CompactOptions, Progress};
+use sluice_compactor::maintenance::{self, MaintenanceSummary};
 use sluice_compactor::server::{self, AppState};
 use sluice_compactor::settings::{DEFAULT_DATA_DIR, DEFAULT_LISTEN, Settings};
 use sluice_compactor::storage;
@@ -142,6 +143,13 @@ async fn compact(args: CompactArgs) -> anyhow::Result<()> {
     let seconds = started.elapsed().as_secs_f64();
     let rate = summary.bytes_in as f64 / 1e6 / seconds.max(1e-9);
     println!("sluice: compacted {summary} in {seconds:.2} s ({rate:.1} MB/s)");
+    let maintained = maintain_all(&storage, &settings).await?;
+    if maintained != MaintenanceSummary::default() {
+        println!(
+            "sluice: merged {} small files in {} partitions, expired {} files, vacuumed {} files",
+            maintained.merged_files, maintained.merges, maintained.expired_files, maintained.vacuumed_files
+        );
+    }
     tracing::info!(
         batches = summary.batches,
         records = summary.records,
@@ -153,8 +161,29 @@ async fn compact(args: CompactArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Compacts every `interval`, for as long as the server runs.
-async fn compact_in_background(storage: storage::Storage, options: CompactOptions, interval: std::time::Duration) {
+/// Merges small files, applies retention and vacuums every table.
+async fn maintain_all(storage: &storage::Storage, settings: &Settings) -> Result<MaintenanceSummary, CompactError> {
+    let options = settings.compaction.maintenance();
+    let now = server::now_ns();
+    let mut total = MaintenanceSummary::default();
+    for (project, logstore) in maintenance::logstores_with_tables(storage).await? {
+        let retention = settings.ingest.logstore(&project, &logstore).and_then(|l| l.retention_days);
+        let done = maintenance::maintain(storage, &project, &logstore, retention, &options, now).await?;
+        total.merged_files += done.merged_files;
+        total.merges += done.merges;
+        total.expired_files += done.expired_files;
+        total.vacuumed_files += done.vacuumed_files;
+    }
+    Ok(total)
+}
+
+/// Compacts every `interval`, and maintains the tables every `maintenance_interval`, for
+/// as long as the server runs.
+async fn compact_in_background(storage: storage::Storage, settings: Settings) {
+    let options: CompactOptions = settings.compaction.options();
+    let interval = std::time::Duration::from_secs(settings.compaction.interval_secs);
+    let maintenance_every = std::time::Duration::from_secs(settings.compaction.maintenance_interval_secs.max(1));
+    let mut last_maintenance = std::time::Instant::now();
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -165,6 +194,12 @@ async fn compact_in_background(storage: storage::Storage, options: CompactOption
             }
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "background compaction failed; retrying at the next interval"),
+        }
+        if last_maintenance.elapsed() >= maintenance_every {
+            last_maintenance = std::time::Instant::now();
+            if let Err(error) = maintain_all(&storage, &settings).await {
+                tracing::warn!(%error, "table maintenance failed; retrying later");
+            }
         }
     }
 }
@@ -193,8 +228,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     })?;
     let local = listener.local_addr()?;
     if settings.compaction.interval_secs > 0 {
-        let interval = std::time::Duration::from_secs(settings.compaction.interval_secs);
-        tokio::spawn(compact_in_background(storage.clone(), settings.compaction.options(), interval));
+        tokio::spawn(compact_in_background(storage.clone(), settings.clone()));
     }
     let state = Arc::new(AppState::new(
         Arc::new(settings.ingest.clone()),

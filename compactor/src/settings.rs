@@ -58,6 +58,14 @@ pub struct CompactionSettings {
     /// Rows per Parquet row group.
     pub row_group_rows: usize,
     pub zstd_level: i32,
+    /// How often `sluice serve` merges small files, applies retention and vacuums, in
+    /// seconds (`sluice compact` does it on every run).
+    pub maintenance_interval_secs: u64,
+    /// Files smaller than this (MB) are merged once a partition has `min_small_files`.
+    pub small_file_mb: u64,
+    pub min_small_files: usize,
+    /// Removed files are deleted this many hours later (readers of older versions).
+    pub vacuum_retention_hours: u64,
 }
 
 impl Default for CompactionSettings {
@@ -69,6 +77,10 @@ impl Default for CompactionSettings {
             lookback_hours: 24,
             row_group_rows: files.row_group_rows,
             zstd_level: files.zstd_level,
+            maintenance_interval_secs: 600,
+            small_file_mb: 32,
+            min_small_files: 8,
+            vacuum_retention_hours: 7 * 24,
         }
     }
 }
@@ -78,11 +90,22 @@ impl CompactionSettings {
         crate::compact::CompactOptions {
             max_bytes_per_commit: self.max_mb_per_commit.max(1) * 1024 * 1024,
             lookback: std::time::Duration::from_secs(self.lookback_hours * 3600),
-            files: crate::table::FileSettings {
-                row_group_rows: self.row_group_rows.max(1024),
-                zstd_level: self.zstd_level,
-            },
+            files: self.files(),
             ..crate::compact::CompactOptions::default()
+        }
+    }
+
+    fn files(&self) -> crate::table::FileSettings {
+        crate::table::FileSettings { row_group_rows: self.row_group_rows.max(1024), zstd_level: self.zstd_level }
+    }
+
+    pub fn maintenance(&self) -> crate::maintenance::MaintenanceOptions {
+        crate::maintenance::MaintenanceOptions {
+            small_file_bytes: self.small_file_mb.max(1) * 1024 * 1024,
+            min_small_files: self.min_small_files.max(2),
+            vacuum_retention_hours: self.vacuum_retention_hours,
+            files: self.files(),
+            ..crate::maintenance::MaintenanceOptions::default()
         }
     }
 }

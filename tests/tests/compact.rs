@@ -294,3 +294,64 @@ fn two_compactors_at_once_lose_and_duplicate_nothing() {
     assert_eq!(proliferate_messages(&read), expected);
     assert!(sluice_tests::raw_batches(&data).is_empty());
 }
+
+fn parquet_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(parquet_files(&path));
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn small_files_are_merged_sorted_and_old_partitions_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        "min_small_files = 5\nvacuum_retention_hours = 0",
+        "[[projects]]\nname = \"demo\"\nlogstores = [{ name = \"logs\", retention_days = 2 }]\n",
+    );
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &["--config", &config]);
+    let data_url = data.display().to_string();
+    let now = sluice_tests::cases::now();
+    let mut expected = BTreeMap::new();
+    // Five runs, each adding a file to today's partition, times interleaved across runs.
+    for run in 0..5 {
+        let logs: Vec<Value> = (0..40)
+            .map(|i| {
+                let message = format!("run {run} log {i}");
+                expected.insert(message.clone(), 1);
+                serde_json::json!({"timestamp": now - 600 + i * 10 + run, "level": "info", "message": message})
+            })
+            .collect();
+        let body = serde_json::json!({"api_key": DEMO_PROLIFERATE_KEY, "logs": logs}).to_string();
+        assert_eq!(http().post(server.url("/api/v1/logs/batch")).body(body).send().unwrap().status().as_u16(), 202);
+        if run == 4 {
+            // And logs five days old, beyond the logstore's two days.
+            let old = serde_json::json!({"api_key": DEMO_PROLIFERATE_KEY, "logs": [{"timestamp": now - 5 * 86_400, "message": "too old"}]});
+            assert_eq!(
+                http().post(server.url("/api/v1/logs/batch")).body(old.to_string()).send().unwrap().status().as_u16(),
+                202
+            );
+        }
+        let out = compact_ok(&data_url, &config);
+        if run == 4 {
+            assert!(out.contains("merged 5 small files in 1 partitions"), "{out}");
+            assert!(out.contains("expired 1 files"), "{out}");
+        }
+    }
+    let table = data.join("tables/demo/logs");
+    let read = read_table(&table.display().to_string(), None, true);
+    assert_eq!(proliferate_messages(&read), expected, "every log once, the old one gone");
+    assert_eq!(read.files.len(), 1, "one file left: {:?}", read.files);
+    let times: Vec<i64> = read.rows.iter().map(|r| r["time_ns"].as_i64().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "the merged file is sorted by time");
+    check_files(&read);
+    assert_eq!(parquet_files(&table).len(), 1, "vacuum deleted the merged and the expired files");
+}

@@ -121,6 +121,8 @@ pub enum CompactError {
     Delta(#[from] DeltaTableError),
     #[error("arrow: {0}")]
     Arrow(#[from] deltalake::arrow::error::ArrowError),
+    #[error("parquet: {0}")]
+    Parquet(#[from] deltalake::parquet::errors::ParquetError),
     #[error("stopped at fail point {0:?}")]
     Injected(FailPoint),
     #[error("{project}/{logstore}: commits kept conflicting with other compactors")]
