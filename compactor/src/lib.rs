@@ -9,9 +9,12 @@
 //! - [`compact`]: raw batches into each logstore's Delta table, exactly once
 //!   ([`table`] holds the table's schema and files, [`records`] the conversion to Arrow);
 //!   [`maintenance`] merges small files, applies retention and vacuums.
+//! - [`query`]: SLS GetHistograms/GetLogs with the SLS query language and Proliferate's
+//!   search, over the Delta table and the raw batches not compacted yet.
 
 pub mod compact;
 pub mod maintenance;
+pub mod query;
 pub mod records;
 pub mod server;
 pub mod settings;

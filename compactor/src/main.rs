@@ -125,6 +125,13 @@ async fn compact(args: CompactArgs) -> anyhow::Result<()> {
     let storage = storage::open(&location(args.data.as_ref(), &settings), &settings.storage)?;
     let mut options = settings.compaction.options();
     options.fail_at = args.fail_at;
+    if !storage::honours_conditional_writes(storage.store.as_ref()).await? {
+        tracing::warn!(
+            storage = storage.description,
+            "this store ignores conditional writes (If-None-Match): run one compactor at a time \
+             (a single sluice compact schedule, or sluice serve's background compaction in one process)"
+        );
+    }
     let bar = if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
@@ -232,8 +239,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let state = Arc::new(AppState::new(
         Arc::new(settings.ingest.clone()),
-        storage.store,
+        storage.clone(),
         settings.server.max_concurrent_requests,
+        std::time::Duration::from_secs(settings.server.query_deadline_secs),
+        std::time::Duration::from_secs(settings.compaction.lookback_hours * 3600),
     ));
     if settings.source.is_none() {
         println!("sluice: development setup (any project and logstore), demo credentials:");

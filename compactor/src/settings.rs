@@ -36,11 +36,15 @@ pub struct ServerSettings {
     pub listen: Option<SocketAddr>,
     /// Requests handled at once; more are answered with the product's "busy" error.
     pub max_concurrent_requests: usize,
+    /// How long a query request waits for its result before answering `Incomplete`
+    /// (the query goes on; the client's next identical call gets it). 0 answers at once
+    /// with what is ready.
+    pub query_deadline_secs: u64,
 }
 
 impl Default for ServerSettings {
     fn default() -> Self {
-        Self { listen: None, max_concurrent_requests: 256 }
+        Self { listen: None, max_concurrent_requests: 256, query_deadline_secs: 20 }
     }
 }
 

@@ -100,7 +100,9 @@ pub fn open(location: &str, settings: &StorageSettings) -> Result<Storage, Stora
     let directory = |source| StorageError::Directory { path: path.display().to_string(), source };
     std::fs::create_dir_all(&path).map_err(directory)?;
     let path = path.canonicalize().map_err(directory)?;
-    let probe = path.join(".sluice-write-check");
+    // Named for this process: two processes opening one directory at once must not
+    // remove each other's probe.
+    let probe = path.join(format!(".sluice-write-check-{}", std::process::id()));
     std::fs::write(&probe, b"ok").and_then(|()| std::fs::remove_file(&probe)).map_err(directory)?;
     let store = LocalFileSystem::new_with_prefix(&path).map_err(|e| directory(std::io::Error::other(e)))?;
     let url = url::Url::from_directory_path(&path)
@@ -145,4 +147,22 @@ fn open_s3(location: &str, settings: &StorageSettings) -> Result<Storage, Storag
     let url = if prefix.is_empty() { format!("s3://{bucket}/") } else { format!("s3://{bucket}/{prefix}/") };
     let url = url::Url::parse(&url).map_err(|e| invalid_url(location, e))?;
     Ok(Storage { store, root: s3, url, description: location.to_owned() })
+}
+
+/// Whether the store refuses to overwrite an object written with `PutMode::Create` (the
+/// conditional write Delta commits rely on when several compactors share a table). AWS
+/// S3, R2, MinIO and local directories do; Garage ignores `If-None-Match` and does not.
+pub async fn honours_conditional_writes(store: &dyn ObjectStore) -> Result<bool, object_store::Error> {
+    use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
+    let nonce = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let probe = object_store::path::Path::from(format!("_sluice/conditional-write-probe-{nonce}"));
+    let create = || PutOptions { mode: PutMode::Create, ..PutOptions::default() };
+    store.put_opts(&probe, PutPayload::from_static(b"1"), create()).await?;
+    let second = store.put_opts(&probe, PutPayload::from_static(b"2"), create()).await;
+    let _ = store.delete(&probe).await;
+    match second {
+        Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => Ok(true),
+        Ok(_) => Ok(false),
+        Err(e) => Err(e),
+    }
 }

@@ -68,6 +68,14 @@ pub fn schema() -> StructType {
     .expect("a valid schema")
 }
 
+/// The table's Arrow schema, as delta-rs maps it.
+pub fn arrow_schema() -> Result<deltalake::arrow::datatypes::Schema, DeltaTableError> {
+    use deltalake::kernel::engine::arrow_conversion::TryIntoArrow as _;
+    (&schema())
+        .try_into_arrow()
+        .map_err(|e: deltalake::arrow::error::ArrowError| DeltaTableError::Generic(e.to_string()))
+}
+
 /// How Parquet files are written; see README ("Compacted storage") for the measurements
 /// behind the numbers.
 #[derive(Clone, Copy, Debug)]

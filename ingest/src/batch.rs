@@ -72,6 +72,42 @@ impl FromStr for BatchId {
     }
 }
 
+/// A log's stable id: its batch and position, plus its time so that finding it again
+/// reads one partition. Written `{batch id}-{position}-{time ns}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct EventId {
+    pub batch: BatchId,
+    pub position: u32,
+    pub time_ns: i64,
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}-{}", self.batch, self.position, self.time_ns)
+    }
+}
+
+impl FromStr for EventId {
+    type Err = BatchError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let invalid = || BatchError::InvalidId(s.to_owned());
+        let mut parts = s.splitn(3, '-');
+        let (Some(batch), Some(position), Some(time)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(invalid());
+        };
+        let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+        if !digits(position) || !digits(time) {
+            return Err(invalid());
+        }
+        Ok(Self {
+            batch: batch.parse()?,
+            position: position.parse().map_err(|_| invalid())?,
+            time_ns: time.parse().map_err(|_| invalid())?,
+        })
+    }
+}
+
 /// Why bytes are not a raw batch.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -256,6 +292,17 @@ mod tests {
         #[test]
         fn ids_round_trip_as_text(v in any::<u128>()) {
             prop_assert_eq!(BatchId(v).to_string().parse::<BatchId>().unwrap(), BatchId(v));
+        }
+
+        #[test]
+        fn event_ids_round_trip_as_text(batch in any::<u128>(), position in any::<u32>(), time_ns in 0i64..i64::MAX) {
+            let id = EventId { batch: BatchId(batch), position, time_ns };
+            prop_assert_eq!(id.to_string().parse::<EventId>().unwrap(), id);
+        }
+
+        #[test]
+        fn event_ids_never_panic(text in "\\PC{0,80}") {
+            let _ = text.parse::<EventId>();
         }
 
         #[test]

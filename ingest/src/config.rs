@@ -60,6 +60,10 @@ pub struct LogstoreConfig {
     /// process).
     #[serde(default)]
     pub write_quota_mb_per_sec: Option<f64>,
+    /// Field types for the SQL part of SLS queries, as an SLS index declares them:
+    /// `long`, `double` or `text` (the default).
+    #[serde(default)]
+    pub field_types: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

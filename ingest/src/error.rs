@@ -37,6 +37,16 @@ pub enum ErrorCode {
     ServerBusy,
     /// Too many entries in one batch (Proliferate's 100-log limit).
     TooManyLogs,
+    /// A query's time range is empty or reversed.
+    InvalidTimeRange,
+    /// A query does not parse.
+    InvalidQueryString,
+    /// A query parameter is missing or malformed.
+    InvalidParameter,
+    /// A credential may not read this project (Proliferate).
+    Forbidden,
+    /// The thing asked for does not exist (a Proliferate event).
+    NotFound,
 }
 
 /// Why a request was refused. Messages are lowercase and say what to fix.
@@ -123,6 +133,18 @@ pub enum IngestError {
     ServerBusy,
     #[error("log storage is temporarily unavailable, retry later")]
     StorageUnavailable,
+    #[error("request time range is invalid: from {from} must be before to {to}")]
+    InvalidTimeRange { from: i64, to: i64 },
+    #[error("query string is invalid: {0}")]
+    InvalidQueryString(String),
+    #[error("parameter {name} is invalid: {reason}")]
+    InvalidParameter { name: &'static str, reason: String },
+    #[error("the api key does not grant access to project {0:?}")]
+    Forbidden(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("the query failed: {0}")]
+    QueryFailed(String),
 }
 
 impl IngestError {
@@ -166,7 +188,12 @@ impl IngestError {
             Self::TooManyLogs { .. } => C::TooManyLogs,
             Self::WriteQuotaExceed { .. } => C::WriteQuotaExceed,
             Self::ServerBusy => C::ServerBusy,
-            Self::StorageUnavailable => C::InternalServerError,
+            Self::StorageUnavailable | Self::QueryFailed(_) => C::InternalServerError,
+            Self::InvalidTimeRange { .. } => C::InvalidTimeRange,
+            Self::InvalidQueryString(_) => C::InvalidQueryString,
+            Self::InvalidParameter { .. } => C::InvalidParameter,
+            Self::Forbidden(_) => C::Forbidden,
+            Self::NotFound(_) => C::NotFound,
         }
     }
 }

@@ -62,6 +62,11 @@ pub fn sls_status(code: ErrorCode) -> (u16, &'static str) {
         C::LogStoreNotExist => (404, "LogStoreNotExist"),
         C::InternalServerError => (500, "InternalServerError"),
         C::ServerBusy => (503, "ServerBusy"),
+        C::InvalidTimeRange => (400, "InvalidTimeRange"),
+        C::InvalidQueryString => (400, "InvalidQueryString"),
+        C::InvalidParameter => (400, "ParameterInvalid"),
+        C::Forbidden => (403, "Unauthorized"),
+        C::NotFound => (404, "NotFound"),
     }
 }
 
@@ -83,7 +88,8 @@ pub fn proliferate_status(code: ErrorCode) -> u16 {
     use ErrorCode as C;
     match code {
         C::Unauthorized | C::SignatureNotMatch | C::MissAccessKeyId => 401,
-        C::ProjectNotExist | C::LogStoreNotExist => 404,
+        C::ProjectNotExist | C::LogStoreNotExist | C::NotFound => 404,
+        C::Forbidden => 403,
         C::PostBodyTooLarge => 413,
         C::InvalidCompressType | C::InvalidContentType => 415,
         C::MissingContentLength => 411,
@@ -108,7 +114,7 @@ pub fn error(product: Product, err: &IngestError, request_id: &str) -> Response 
             Response::json(status, serde_json::json!({"errorCode": code, "errorMessage": message, "result": null}))
         }
         Product::Proliferate => {
-            let status = proliferate_status(code);
+            let status = if matches!(err, IngestError::QueryFailed(_)) { 500 } else { proliferate_status(code) };
             let detail = match status {
                 401 => serde_json::json!("Invalid API key"),
                 503 if code == ErrorCode::InternalServerError => {

@@ -204,3 +204,21 @@ impl cases::Target for Server {
         raw_files(&self.data).iter().map(|p| p.display().to_string()).collect()
     }
 }
+
+/// An SLS log's contents as a client sees them again: the promoted columns (level,
+/// message, trace_id, span_id) and the fields, sorted by key then value.
+pub fn sls_contents(record: &sluice_proto::batch::Record) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = [
+        ("level", &record.level),
+        ("message", &record.message),
+        ("trace_id", &record.trace_id),
+        ("span_id", &record.span_id),
+    ]
+    .into_iter()
+    .filter(|(_, v)| !v.is_empty())
+    .map(|(k, v)| (k.to_owned(), v.clone()))
+    .chain(record.fields.iter().map(|f| (f.key.clone(), String::from_utf8_lossy(&f.value).into_owned())))
+    .collect();
+    out.sort();
+    out
+}

@@ -105,13 +105,20 @@ fn sls_rows(read: &Read) -> Vec<(i64, Vec<(String, String)>)> {
         .rows
         .iter()
         .map(|r| {
-            let fields = r["fields"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|kv| (kv[0].as_str().unwrap().to_owned(), kv[1].as_str().unwrap().to_owned()))
+            // SLS contents named level, message, trace_id and span_id have their own columns.
+            let mut contents: Vec<(String, String)> = ["level", "message", "trace_id", "span_id"]
+                .into_iter()
+                .filter_map(|k| Some((k.to_owned(), r[k].as_str()?.to_owned())))
+                .chain(
+                    r["fields"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|kv| (kv[0].as_str().unwrap().to_owned(), kv[1].as_str().unwrap().to_owned())),
+                )
                 .collect();
-            (r["time_ns"].as_i64().unwrap(), fields)
+            contents.sort();
+            (r["time_ns"].as_i64().unwrap(), contents)
         })
         .collect();
     rows.sort();
@@ -119,7 +126,14 @@ fn sls_rows(read: &Read) -> Vec<(i64, Vec<(String, String)>)> {
 }
 
 fn sent_rows(sent: &[SentLog]) -> Vec<(i64, Vec<(String, String)>)> {
-    let mut rows: Vec<_> = sent.iter().map(|l| (l.time * 1_000_000_000 + l.time_ns, l.contents.clone())).collect();
+    let mut rows: Vec<_> = sent
+        .iter()
+        .map(|l| {
+            let mut contents = l.contents.clone();
+            contents.sort();
+            (l.time * 1_000_000_000 + l.time_ns, contents)
+        })
+        .collect();
     rows.sort();
     rows
 }
@@ -168,8 +182,12 @@ fn sdk_through_serve_to_garage_then_compact_read_by_python_deltalake() {
     let mut sent = put_logs(server.port, 1_700_100_000, 40, 3);
     sent.extend(put_logs(server.port, 1_700_000_000, 40, 2));
     assert_eq!(garage.objects("sluice/raw").len(), 5);
-    let summary = compact_ok(&data, &config);
+    let out = compact(&data, &config, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary = String::from_utf8_lossy(&out.stdout);
     assert!(summary.contains("5 batches, 200 records"), "{summary}");
+    // Garage ignores If-None-Match: sluice says so, since concurrent compactors need it.
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ignores conditional writes"));
     assert!(garage.objects("sluice/raw").is_empty(), "raw batches are deleted after their commit");
     let read = read_table(&format!("s3://{BUCKET}/sluice/tables/demo/app"), Some(&garage), true);
     check_table(&read, &sent);
@@ -199,7 +217,9 @@ fn the_same_on_a_local_directory_and_a_late_retry_is_not_added_twice() {
     let server = Server::start(&data, &["--config", &config]);
     let sent = put_logs(server.port, 1_700_000_000, 30, 4);
     let data_url = data.display().to_string();
-    compact_ok(&data_url, &config);
+    let out = compact(&data_url, &config, &[]);
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("conditional writes"), "local directories honour them");
     let table = data.join("tables/demo/app").display().to_string();
     check_table(&read_table(&table, None, false), &sent);
     // A client retries a request that was already compacted (its response was lost).

@@ -196,7 +196,11 @@ pub async fn compact_all(
     Ok(total)
 }
 
-async fn list_pending(store: &dyn ObjectStore, project: &str, logstore: &str) -> Result<Vec<Pending>, CompactError> {
+pub async fn list_pending(
+    store: &dyn ObjectStore,
+    project: &str,
+    logstore: &str,
+) -> Result<Vec<Pending>, CompactError> {
     let prefix = Path::parse(RawBatchKey::prefix(project, logstore)).map_err(object_store::Error::from)?;
     let metas: Vec<_> = store.list(Some(&prefix)).try_collect().await?;
     Ok(metas

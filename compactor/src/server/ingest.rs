@@ -4,14 +4,14 @@
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload, PutResult};
 use sluice_ingest::{Context, Endpoint, Headers, IngestError, Request};
 use std::sync::Arc;
 
-use super::{AppState, now_ns};
+use super::{AppState, now_ns, to_http};
 
 pub async fn ingest(
     State(state): State<Arc<AppState>>,
@@ -69,16 +69,5 @@ pub async fn ingest(
 
 async fn put(state: &AppState, key: &str, bytes: Vec<u8>) -> object_store::Result<PutResult> {
     let path = Path::parse(key)?;
-    state.store.put(&path, PutPayload::from(bytes)).await
-}
-
-fn to_http(response: sluice_ingest::Response) -> Response {
-    let mut out = Response::new(Body::from(response.body));
-    *out.status_mut() = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    for (name, value) in response.headers {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            out.headers_mut().insert(HeaderName::from_static(name), value);
-        }
-    }
-    out
+    state.storage.store.put(&path, PutPayload::from(bytes)).await
 }

@@ -21,6 +21,45 @@ use crate::time::NANOS_PER_SEC;
 /// Content keys SLS reserves for its own fields.
 const RESERVED_KEYS: [&str; 4] = ["__time__", "__time_ns_part__", "__source__", "__topic__"];
 
+/// Contents with these exact keys fill the record's own columns (the data model's level,
+/// message, trace and span ids) instead of its fields, so that they are stored and
+/// searched as columns; the query APIs give them back under the same keys.
+pub const PROMOTED_KEYS: [&str; 4] = ["level", "message", "trace_id", "span_id"];
+
+/// A log's time and the contents that went to columns.
+#[derive(Debug, Default)]
+struct Columns<'a> {
+    time_ns: i64,
+    level: &'a str,
+    message: &'a str,
+    trace_id: &'a str,
+    span_id: &'a str,
+}
+
+impl<'a> Columns<'a> {
+    /// Takes a content into its column if its key is promoted and the column is free.
+    #[inline]
+    fn take(&mut self, key: &str, value: &'a [u8]) -> bool {
+        let slot = match key {
+            "level" => &mut self.level,
+            "message" => &mut self.message,
+            "trace_id" => &mut self.trace_id,
+            "span_id" => &mut self.span_id,
+            _ => return false,
+        };
+        if !slot.is_empty() || value.is_empty() {
+            return false;
+        }
+        match std::str::from_utf8(value) {
+            Ok(text) => {
+                *slot = text;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
 pub fn decode(config: &Config, logstore: &str, req: &Request<'_>, ctx: &Context<'_>) -> Result<Decoded, IngestError> {
     let headers = req.headers;
     if !headers.contains("content-length") {
@@ -169,30 +208,40 @@ pub fn encode_log_group(raw: &[u8], limits: &Limits) -> Result<EncodedBody, Inge
     for (index, log) in logs.iter().enumerate() {
         fields.clear();
         encoded.clear();
-        let time_ns = decode_log(index, log, limits, &previous_keys, &mut fields, &mut encoded)?;
+        let mut columns = Columns::default();
+        decode_log(index, log, limits, &previous_keys, &mut columns, &mut fields, &mut encoded)?;
         previous_keys.clear();
         previous_keys.extend(fields.iter().map(|f| f.key));
+        let record = RecordRef {
+            time_ns: columns.time_ns,
+            level: columns.level,
+            message: columns.message,
+            trace_id: columns.trace_id,
+            span_id: columns.span_id,
+            ..Default::default()
+        };
         if encoded.len() == fields.len() {
             // Every content is already a canonical `Field`: copy them through.
-            writer.push_record(&RecordRef { time_ns, encoded_fields: &encoded, ..Default::default() });
+            writer.push_record(&RecordRef { encoded_fields: &encoded, ..record });
         } else {
-            writer.push_record(&RecordRef { time_ns, fields: &fields, ..Default::default() });
+            writer.push_record(&RecordRef { fields: &fields, ..record });
         }
     }
     Ok(writer.finish())
 }
 
-/// Reads one `Log`: its time, and its contents both as fields and, where a content is
-/// the canonical encoding of a `Field`, as those bytes.
+/// Reads one `Log`: its time, its promoted contents, and its other contents both as
+/// fields and, where a content is the canonical encoding of a `Field`, as those bytes.
 #[inline]
 fn decode_log<'a>(
     index: usize,
     log: &'a [u8],
     limits: &Limits,
     previous_keys: &[&'a str],
+    columns: &mut Columns<'a>,
     fields: &mut Vec<FieldRef<'a>>,
     encoded: &mut Vec<&'a [u8]>,
-) -> Result<i64, IngestError> {
+) -> Result<(), IngestError> {
     let invalid = |reason: &str| IngestError::InvalidLog { index, reason: reason.to_owned() };
     let mut reader = Reader::new(log);
     let mut time: Option<u64> = None;
@@ -219,6 +268,9 @@ fn decode_log<'a>(
                         limit: limits.max_value_bytes,
                     });
                 }
+                if columns.take(key, v) {
+                    continue;
+                }
                 if is_canonical_field(b, k, v) {
                     encoded.push(b);
                 }
@@ -234,10 +286,12 @@ fn decode_log<'a>(
     if time == 0 || time > u64::from(u32::MAX) || i64::from(nanos) >= NANOS_PER_SEC {
         return Err(IngestError::InvalidTimestamp { index, time: format!("{time}.{nanos:09}") });
     }
-    if fields.is_empty() {
+    let promoted = [columns.level, columns.message, columns.trace_id, columns.span_id];
+    if fields.is_empty() && promoted.iter().all(|c| c.is_empty()) {
         return Err(invalid("a log needs at least one content"));
     }
-    Ok(time as i64 * NANOS_PER_SEC + i64::from(nanos))
+    columns.time_ns = time as i64 * NANOS_PER_SEC + i64::from(nanos);
+    Ok(())
 }
 
 #[inline]
@@ -355,11 +409,67 @@ mod tests {
         assert!(matches!(encode_log_group(b"\x08\x01", &Limits::default()), Err(IngestError::InvalidLogGroup(_))));
     }
 
+    /// The record a valid log becomes: promoted contents in their columns (the first
+    /// non-empty UTF-8 one of each key), the rest in order as fields.
+    fn expected_record(log: &Log) -> sluice_proto::batch::Record {
+        let mut r = sluice_proto::batch::Record {
+            time_ns: i64::from(log.time) * NANOS_PER_SEC + i64::from(log.time_ns.unwrap_or(0)),
+            ..Default::default()
+        };
+        for c in &log.contents {
+            let slot = match c.key.as_str() {
+                "level" => Some(&mut r.level),
+                "message" => Some(&mut r.message),
+                "trace_id" => Some(&mut r.trace_id),
+                "span_id" => Some(&mut r.span_id),
+                _ => None,
+            };
+            match (slot, std::str::from_utf8(&c.value)) {
+                (Some(slot), Ok(text)) if slot.is_empty() && !text.is_empty() => *slot = text.to_owned(),
+                _ => r.fields.push(sluice_proto::batch::Field {
+                    key: c.key.clone(),
+                    value: c.value.clone(),
+                    json: false,
+                }),
+            }
+        }
+        r
+    }
+
+    #[test]
+    fn promotes_level_message_and_trace_ids_to_columns() {
+        let group = LogGroup {
+            logs: vec![log(
+                1,
+                &[("message", "hello"), ("status", "200"), ("level", "warn"), ("trace_id", "t1"), ("message", "again")],
+            )],
+            ..Default::default()
+        };
+        let body = encode(&group).unwrap();
+        let r = &body.records[0];
+        assert_eq!((r.message.as_str(), r.level.as_str(), r.trace_id.as_str()), ("hello", "warn", "t1"));
+        let keys: Vec<&str> = r.fields.iter().map(|f| f.key.as_str()).collect();
+        assert_eq!(keys, ["status", "message"], "a second message stays a field");
+        let only_message = LogGroup { logs: vec![log(1, &[("message", "alone")])], ..Default::default() };
+        assert_eq!(encode(&only_message).unwrap().records[0].message, "alone");
+    }
+
     fn arb_log() -> impl Strategy<Value = Log> {
         (
             1u32..,
             proptest::option::of(0u32..1_000_000_000),
-            proptest::collection::vec(("[a-z][a-z0-9_]{0,8}", proptest::collection::vec(any::<u8>(), 0..200)), 1..5),
+            proptest::collection::vec(
+                (
+                    prop_oneof![
+                        "[a-z][a-z0-9_]{0,8}",
+                        Just("level".to_owned()),
+                        Just("message".to_owned()),
+                        Just("trace_id".to_owned())
+                    ],
+                    proptest::collection::vec(any::<u8>(), 0..200),
+                ),
+                1..5,
+            ),
         )
             .prop_map(|(time, time_ns, contents)| Log {
                 time,
@@ -388,11 +498,7 @@ mod tests {
             prop_assert_eq!(body.groups[0].tags.len(), tags.len());
             for (record, log) in body.records.iter().zip(&logs) {
                 prop_assert_eq!(record.time_ns, i64::from(log.time) * NANOS_PER_SEC + i64::from(log.time_ns.unwrap_or(0)));
-                prop_assert_eq!(record.fields.len(), log.contents.len());
-                for (f, c) in record.fields.iter().zip(&log.contents) {
-                    prop_assert_eq!(&f.key, &c.key);
-                    prop_assert_eq!(&f.value, &c.value);
-                }
+                prop_assert_eq!(record, &expected_record(log));
             }
         }
 
@@ -412,19 +518,7 @@ mod tests {
             let body = encode_log_group(&group.encode_to_vec(), &Limits::default()).unwrap();
             let expected = BatchBody {
                 groups: vec![sluice_proto::batch::RecordGroup::default()],
-                records: group
-                    .logs
-                    .iter()
-                    .map(|l| sluice_proto::batch::Record {
-                        time_ns: i64::from(l.time) * NANOS_PER_SEC + i64::from(l.time_ns.unwrap_or(0)),
-                        fields: l
-                            .contents
-                            .iter()
-                            .map(|c| sluice_proto::batch::Field { key: c.key.clone(), value: c.value.clone(), json: false })
-                            .collect(),
-                        ..Default::default()
-                    })
-                    .collect(),
+                records: group.logs.iter().map(expected_record).collect(),
             };
             prop_assert_eq!(body.bytes, expected.encode_to_vec());
         }

@@ -1,0 +1,123 @@
+//! Compaction throughput and size, on generated logs, in one run.
+//!
+//!     cargo bench -p sluice-compactor --bench compact -- [LOGS] [ROW_GROUP_ROWS]
+//!
+//! Writes LOGS (default 2,000,000) generated logs, half nginx access logs and half
+//! application logs, as raw batches of 1 MiB SLS log groups into a local directory, the
+//! way ingest does; then times one `compact_all` and compares the table's size with the
+//! same logs as raw JSON (NDJSON of what GetLogs returns), as the raw batches, and as
+//! zstd-compressed NDJSON (level 3, and 19).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use prost::Message;
+use sluice_compactor::compact::{self, CompactOptions, Quiet};
+use sluice_compactor::storage;
+use sluice_compactor::table::FileSettings;
+use sluice_ingest::Product;
+use sluice_ingest::batch::{self, BatchId};
+use sluice_ingest::config::Limits;
+use sluice_ingest::format::sls::encode_log_group;
+use sluice_ingest::layout::RawBatchKey;
+use sluice_loggen::{Generator, Kind};
+use std::io::Write;
+use std::path::Path;
+use std::time::Instant;
+
+fn dir_size(path: &Path, suffix: &str) -> u64 {
+    let mut total = 0;
+    for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            total += dir_size(&p, suffix);
+        } else if p.to_string_lossy().ends_with(suffix) {
+            total += entry.metadata().map(|m| m.len()).unwrap_or(0);
+        }
+    }
+    total
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let logs: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(2_000_000);
+    let row_group_rows: usize =
+        args.get(1).and_then(|a| a.parse().ok()).unwrap_or(FileSettings::default().row_group_rows);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let limits = Limits::default();
+
+    let started = Instant::now();
+    let mut json_bytes = 0u64;
+    let mut zstd3 = zstd::Encoder::new(Vec::new(), 3).unwrap();
+    let mut zstd19 = zstd::Encoder::new(Vec::new(), 19).unwrap();
+    let mut written = 0usize;
+    let mut seed = 0u64;
+    let start_ns = 1_735_689_600_000_000_000; // 2025-01-01
+    let mut generators =
+        [(Kind::Nginx, Generator::new(1, start_ns, 2_000_000)), (Kind::App, Generator::new(2, start_ns, 2_000_000))];
+    while written < logs {
+        let (kind, generator) = &mut generators[(seed % 2) as usize];
+        seed += 1;
+        let group = generator.log_group_of_size(*kind, 1 << 20);
+        let raw = group.encode_to_vec();
+        for log in &group.logs {
+            let mut object = serde_json::Map::new();
+            object.insert("__time__".into(), log.time.to_string().into());
+            object.insert("__topic__".into(), group.topic.clone().unwrap_or_default().into());
+            object.insert("__source__".into(), group.source.clone().unwrap_or_default().into());
+            for tag in &group.log_tags {
+                object.insert(format!("__tag__:{}", tag.key), tag.value.clone().into());
+            }
+            for c in &log.contents {
+                object.insert(c.key.clone(), String::from_utf8_lossy(&c.value).into_owned().into());
+            }
+            let mut line = serde_json::to_vec(&object).unwrap();
+            line.push(b'\n');
+            json_bytes += line.len() as u64;
+            zstd3.write_all(&line).unwrap();
+            zstd19.write_all(&line).unwrap();
+        }
+        written += group.logs.len();
+        let logstore = if *kind == Kind::Nginx { "nginx" } else { "app" };
+        let body = encode_log_group(&raw, &limits).unwrap();
+        let id = BatchId::derive(Product::Sls, "bench", logstore, "", &raw);
+        let key = RawBatchKey { project: "bench".into(), logstore: logstore.into(), id };
+        let path = data.join(key.to_string());
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, batch::encode(id, Product::Sls, "bench", logstore, &body)).unwrap();
+    }
+    let zstd3 = zstd3.finish().unwrap().len() as u64;
+    let zstd19 = zstd19.finish().unwrap().len() as u64;
+    let raw_batches = dir_size(&data.join("raw"), ".batch");
+    eprintln!("generated {written} logs in {:.1} s", started.elapsed().as_secs_f64());
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let storage = storage::open(&data.display().to_string(), &Default::default()).unwrap();
+    let options = CompactOptions {
+        files: FileSettings { row_group_rows, ..FileSettings::default() },
+        ..CompactOptions::default()
+    };
+    let started = Instant::now();
+    let summary = runtime.block_on(compact::compact_all(&storage, &options, &Quiet)).unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    let table = dir_size(&data.join("tables"), ".parquet");
+    assert_eq!(summary.records, written);
+
+    let mb = |b: u64| b as f64 / 1e6;
+    println!("logs                      {written}");
+    println!("row group rows            {row_group_rows}");
+    println!("compaction                {seconds:.2} s, {} commits", summary.commits);
+    println!("throughput, raw batches   {:.1} MB/s ({:.1} MB)", mb(raw_batches) / seconds, mb(raw_batches));
+    println!("throughput, raw JSON      {:.1} MB/s ({:.1} MB)", mb(json_bytes) / seconds, mb(json_bytes));
+    println!("throughput, logs          {:.0} logs/s", written as f64 / seconds);
+    println!("table (parquet)           {:.2} MB, {:.1} bytes per log", mb(table), table as f64 / written as f64);
+    println!("  vs raw JSON             {:.3}x", table as f64 / json_bytes as f64);
+    println!("  vs raw batches          {:.3}x", table as f64 / raw_batches as f64);
+    println!(
+        "  vs zstd-3 NDJSON        {:.3}x ({:.2} MB, {:.1} bytes per log)",
+        table as f64 / zstd3 as f64,
+        mb(zstd3),
+        zstd3 as f64 / written as f64
+    );
+    println!("  vs zstd-19 NDJSON       {:.3}x ({:.2} MB)", table as f64 / zstd19 as f64, mb(zstd19));
+}

@@ -1,0 +1,165 @@
+//! The search part of an SLS query as a DataFusion filter over the table's columns.
+//!
+//! A key names a column when the table has one (the promoted `level`, `message`,
+//! `trace_id`, `span_id`, and the Proliferate columns), a field of the `fields` map
+//! otherwise; `__topic__`, `__source__` and `__tag__:name` name the topic, source and tags.
+//! Id-like keys (`trace_id`, `span_id`, ...) compare for equality, so that Parquet bloom
+//! filters and statistics prune; text compares by SLS tokens (see [`super::text`]).
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::ScalarValue;
+use datafusion::execution::FunctionRegistry;
+use datafusion::functions::expr_fn::{coalesce, lower};
+use datafusion::logical_expr::{Expr, ScalarUDF, cast, not};
+use datafusion::prelude::{col, lit};
+use std::sync::Arc;
+
+use super::syntax::{Compare, Key, Search, Term};
+
+/// SLS contents that the table keeps in their own columns (see ingest's `PROMOTED_KEYS`).
+pub const PROMOTED: [&str; 4] = ["level", "message", "trace_id", "span_id"];
+/// Columns compared for equality.
+const EXACT: [&str; 5] = ["trace_id", "span_id", "user_id", "account_id", "batch_id"];
+/// Other text columns a key may name.
+const TEXT_COLUMNS: [&str; 9] = [
+    "template",
+    "user_email",
+    "account_name",
+    "logger_name",
+    "file_path",
+    "function_name",
+    "environment",
+    "release",
+    "product",
+];
+
+/// The query functions, called by name.
+#[derive(Clone, Debug)]
+pub struct Functions {
+    text: Arc<ScalarUDF>,
+    map_text: Arc<ScalarUDF>,
+    field: Arc<ScalarUDF>,
+}
+
+impl Functions {
+    pub fn new(ctx: &datafusion::prelude::SessionContext) -> datafusion::common::Result<Self> {
+        Ok(Self { text: ctx.udf("sls_text")?, map_text: ctx.udf("sls_map_text")?, field: ctx.udf("sls_field")? })
+    }
+
+    /// Whether a text expression matches a term.
+    pub fn text_filter(&self, value: Expr, term: &Term) -> Expr {
+        self.text(value, term)
+    }
+
+    fn text(&self, value: Expr, term: &Term) -> Expr {
+        let (t, mode) = term_parts(term);
+        self.text.call(vec![value, lit(t), lit(mode)])
+    }
+
+    fn map_text(&self, map: Expr, term: &Term) -> Expr {
+        let (t, mode) = term_parts(term);
+        self.map_text.call(vec![map, lit(t), lit(mode)])
+    }
+
+    /// `fields[key]`, or null.
+    pub fn field(&self, key: &str) -> Expr {
+        self.field.call(vec![col("fields"), lit(key)])
+    }
+
+    /// `tags[key]`, or null.
+    pub fn tag(&self, key: &str) -> Expr {
+        self.field.call(vec![col("tags"), lit(key)])
+    }
+
+    /// A Proliferate column that SLS logs carry as a field of the same name
+    /// (`user_id`, `environment`, ...): the column, or else the field.
+    pub fn shared_column(&self, name: &str) -> Option<Expr> {
+        let shared =
+            (TEXT_COLUMNS.contains(&name) || EXACT.contains(&name)) && name != "batch_id" && !PROMOTED.contains(&name);
+        shared.then(|| coalesce(vec![col(name), self.field(name)]))
+    }
+
+    /// The text a key names.
+    fn value(&self, key: &Key) -> Expr {
+        match key {
+            Key::Topic => col("topic"),
+            Key::Source => col("source"),
+            Key::Tag(t) => self.tag(t),
+            Key::Field(k) if PROMOTED.contains(&k.as_str()) => col(k.as_str()),
+            Key::Field(k) => self.shared_column(k).unwrap_or_else(|| self.field(k)),
+        }
+    }
+
+    /// The number a key names: the line number column, or a field parsed as a number.
+    fn number(&self, key: &Key) -> Expr {
+        match key {
+            Key::Field(k) if k == "line_number" => cast(col("line_number"), DataType::Float64),
+            _ => Expr::TryCast(datafusion::logical_expr::TryCast::new(Box::new(self.value(key)), DataType::Float64)),
+        }
+    }
+
+    /// The filter for a search.
+    pub fn filter(&self, search: &Search) -> Expr {
+        match search {
+            Search::All => lit(true),
+            Search::Text(term) => self.text(col("message"), term).or(self.map_text(col("fields"), term)),
+            Search::Field(key, term) => self.field_filter(key, term),
+            Search::Compare(key, op, n) => {
+                let value = self.number(key);
+                let n = lit(ScalarValue::Float64(Some(*n)));
+                match op {
+                    Compare::Gt => value.gt(n),
+                    Compare::Ge => value.gt_eq(n),
+                    Compare::Lt => value.lt(n),
+                    Compare::Le => value.lt_eq(n),
+                    Compare::Eq => value.eq(n),
+                }
+            }
+            Search::Range { key, low, high, low_inclusive, high_inclusive } => {
+                let value = self.number(key);
+                let (low, high) = (lit(*low), lit(*high));
+                let low = if *low_inclusive { value.clone().gt_eq(low) } else { value.clone().gt(low) };
+                let high = if *high_inclusive { value.lt_eq(high) } else { value.lt(high) };
+                low.and(high)
+            }
+            Search::And(a, b) => self.filter(a).and(self.filter(b)),
+            Search::Or(a, b) => self.filter(a).or(self.filter(b)),
+            // A log without the field does not match the inner search, so it matches its
+            // negation: nulls count as false.
+            Search::Not(inner) => not(coalesce(vec![self.filter(inner), lit(false)])),
+        }
+    }
+
+    fn field_filter(&self, key: &Key, term: &Term) -> Expr {
+        if let (Key::Field(k), Term::Word(w)) = (key, term) {
+            if EXACT.contains(&k.as_str()) {
+                let column = col(k.as_str()).eq(lit(w.as_str()));
+                return if PROMOTED.contains(&k.as_str()) {
+                    column
+                } else {
+                    column.or(self.field(k).eq(lit(w.as_str())))
+                };
+            }
+            if k == "level" {
+                return lower(col("level")).eq(lit(w.to_lowercase()));
+            }
+            if k == "line_number"
+                && let Ok(n) = w.parse::<i32>()
+            {
+                return col("line_number").eq(lit(n));
+            }
+        }
+        if let (Key::Topic | Key::Source, Term::Word(w)) = (key, term) {
+            return self.value(key).eq(lit(w.as_str()));
+        }
+        self.text(self.value(key), term)
+    }
+}
+
+fn term_parts(term: &Term) -> (&str, &'static str) {
+    match term {
+        Term::Word(w) => (w, "word"),
+        Term::Phrase(p) => (p, "phrase"),
+        Term::Pattern(p) => (p, "pattern"),
+    }
+}

@@ -1,0 +1,321 @@
+//! SLS GetHistograms and GetLogs over a [`Source`].
+
+use datafusion::arrow::array::{Array, AsArray, MapArray, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::functions_aggregate::expr_fn::count;
+use datafusion::logical_expr::{Expr, SortExpr};
+use datafusion::prelude::{DataFrame, col, lit};
+use serde_json::{Map, Value};
+use sluice_ingest::layout::partition_date;
+use std::collections::HashMap;
+
+use super::QueryError;
+use super::source::Source;
+use super::sql;
+use super::syntax::Query;
+
+/// The widths subintervals can have, in seconds: the smallest that gives at most 60 is
+/// used, so the division depends only on the range.
+const WIDTHS: [i64; 22] = [
+    1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10_800, 21_600, 43_200, 86_400, 172_800, 604_800,
+    1_209_600, 2_592_000,
+];
+pub const MAX_SUBINTERVALS: i64 = 60;
+
+/// The subintervals of `[from, to)`: 1 to 60 of equal width, the last one cut at `to`.
+pub fn subintervals(from: i64, to: i64) -> Vec<(i64, i64)> {
+    let range = (to - from).max(1);
+    let width = WIDTHS
+        .iter()
+        .copied()
+        .find(|w| (range + w - 1) / w <= MAX_SUBINTERVALS)
+        .unwrap_or_else(|| (range + MAX_SUBINTERVALS - 1) / MAX_SUBINTERVALS);
+    let mut out = Vec::new();
+    let mut start = from;
+    while start < to {
+        out.push((start, (start + width).min(to)));
+        start += width;
+    }
+    out
+}
+
+/// A time range in nanoseconds, `[from, to)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Range {
+    pub from_ns: i64,
+    pub to_ns: i64,
+}
+
+impl Range {
+    pub fn new(from: i64, from_ns_part: i64, to: i64, to_ns_part: i64) -> Self {
+        Self { from_ns: from * 1_000_000_000 + from_ns_part, to_ns: to * 1_000_000_000 + to_ns_part }
+    }
+
+    /// Time and partition bounds, so that partitions, files and row groups are pruned.
+    pub fn filter(&self) -> Expr {
+        col("time_ns")
+            .gt_eq(lit(self.from_ns))
+            .and(col("time_ns").lt(lit(self.to_ns)))
+            .and(col("date").gt_eq(lit(partition_date(self.from_ns))))
+            .and(col("date").lt_eq(lit(partition_date(self.to_ns.saturating_sub(1)))))
+    }
+}
+
+/// The rows a search selects in a range, with an optional topic.
+pub async fn selected(
+    source: &Source,
+    range: Range,
+    topic: Option<&str>,
+    query: &Query,
+) -> Result<DataFrame, QueryError> {
+    let mut filter = range.filter().and(source.functions.filter(&query.search));
+    if let Some(topic) = topic.filter(|t| !t.is_empty()) {
+        filter = filter.and(col("topic").eq(lit(topic)));
+    }
+    Ok(source.ctx.table("logs").await?.filter(filter)?)
+}
+
+/// Counts per subinterval of `[from, to)` (seconds): `(from, to, count)`.
+pub async fn histogram(
+    source: &Source,
+    range: Range,
+    from: i64,
+    to: i64,
+    topic: Option<&str>,
+    query: &Query,
+) -> Result<Vec<(i64, i64, u64)>, QueryError> {
+    let intervals = subintervals(from, to);
+    let width_ns = intervals.first().map_or(1, |(a, b)| (b - a).max(1)) * 1_000_000_000;
+    let bucket = ((col("time_ns") - lit(range.from_ns)) / lit(width_ns)).alias("bucket");
+    let counts = selected(source, range, topic, query)
+        .await?
+        .select(vec![bucket])?
+        .aggregate(vec![col("bucket")], vec![count(lit(1)).alias("n")])?;
+    let counts = source.scanned.collect(counts).await?;
+    let mut by_bucket: HashMap<i64, u64> = HashMap::new();
+    for batch in counts {
+        let buckets = cast(batch.column(0), &DataType::Int64)?;
+        let ns = cast(batch.column(1), &DataType::Int64)?;
+        let (buckets, ns) = (
+            buckets.as_primitive::<datafusion::arrow::datatypes::Int64Type>(),
+            ns.as_primitive::<datafusion::arrow::datatypes::Int64Type>(),
+        );
+        for i in 0..batch.num_rows() {
+            *by_bucket.entry(buckets.value(i)).or_default() += ns.value(i) as u64;
+        }
+    }
+    Ok(intervals
+        .iter()
+        .enumerate()
+        .map(|(i, (a, b))| (*a, *b, by_bucket.get(&(i as i64)).copied().unwrap_or(0)))
+        .collect())
+}
+
+/// What GetLogs asks for besides the range and the query.
+#[derive(Clone, Debug, Default)]
+pub struct Page {
+    pub line: usize,
+    pub offset: usize,
+    pub reverse: bool,
+}
+
+/// GetLogs' answer.
+#[derive(Clone, Debug, Default)]
+pub struct Logs {
+    pub rows: Vec<Map<String, Value>>,
+    pub has_sql: bool,
+    /// Column names, in order, for SQL answers.
+    pub keys: Vec<String>,
+}
+
+/// Columns shown under their own names in an SLS log, besides fields and tags.
+const SHOWN_COLUMNS: [&str; 16] = [
+    "level",
+    "message",
+    "trace_id",
+    "span_id",
+    "template",
+    "user_id",
+    "user_email",
+    "account_id",
+    "account_name",
+    "logger_name",
+    "file_path",
+    "line_number",
+    "function_name",
+    "environment",
+    "release",
+    "product",
+];
+
+/// GetLogs: a page of matching logs, or the SQL part's result.
+pub async fn logs(
+    source: &Source,
+    range: Range,
+    topic: Option<&str>,
+    query: &Query,
+    page: &Page,
+    field_types: &HashMap<String, String>,
+) -> Result<Logs, QueryError> {
+    let selected = selected(source, range, topic, query).await?;
+    let Some(sql) = &query.sql else {
+        let order = |c: &str| SortExpr::new(col(c), !page.reverse, false);
+        let page = selected
+            .sort(vec![order("time_ns"), order("batch_id"), order("position")])?
+            .limit(page.offset, Some(page.line))?;
+        let batches = source.scanned.collect(page).await?;
+        let mut rows = Vec::new();
+        for batch in &batches {
+            for row in 0..batch.num_rows() {
+                rows.push(sls_log(batch, row)?);
+            }
+        }
+        return Ok(Logs { rows, has_sql: false, keys: Vec::new() });
+    };
+    let analytic = sql::prepare(sql).map_err(QueryError::InvalidQuery)?;
+    let schema = selected.schema().clone();
+    let mentioned = |name: &str| analytic.identifiers.iter().any(|i| i == name);
+    let mut projection: Vec<Expr> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let name = f.name().as_str();
+            match source.functions.shared_column(name) {
+                Some(value) if mentioned(name) => value.alias(name),
+                _ => col(name),
+            }
+        })
+        .collect();
+    projection.push((col("time_ns") / lit(1_000_000_000i64)).alias("__time__"));
+    projection.push((col("time_ns") % lit(1_000_000_000i64)).alias("__time_ns_part__"));
+    projection.push(col("topic").alias("__topic__"));
+    projection.push(col("source").alias("__source__"));
+    for name in &analytic.identifiers {
+        if schema.field_with_unqualified_name(name).is_ok()
+            || name.starts_with("__time")
+            || name == "__topic__"
+            || name == "__source__"
+        {
+            continue;
+        }
+        let value = match name.strip_prefix("__tag__:") {
+            Some(tag) => source.functions.tag(tag),
+            None => source.functions.field(name),
+        };
+        let value = match field_types.get(name).map(String::as_str) {
+            Some("long") => Expr::TryCast(datafusion::logical_expr::TryCast::new(Box::new(value), DataType::Int64)),
+            Some("double") => Expr::TryCast(datafusion::logical_expr::TryCast::new(Box::new(value), DataType::Float64)),
+            _ => value,
+        };
+        projection.push(value.alias(name));
+    }
+    source.ctx.register_table("log", selected.select(projection)?.into_view())?;
+    let df = source.ctx.sql(&analytic.sql).await.map_err(|e| QueryError::InvalidQuery(format!("invalid SQL: {e}")))?;
+    let keys: Vec<String> = df.schema().fields().iter().map(|f| f.name().clone()).collect();
+    let batches = source.scanned.collect(df).await?;
+    let mut rows = Vec::new();
+    let options = FormatOptions::default().with_null("null");
+    for batch in &batches {
+        let formatters: Vec<ArrayFormatter<'_>> =
+            batch.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &options)).collect::<Result<_, _>>()?;
+        for row in 0..batch.num_rows() {
+            let mut out = Map::new();
+            for (key, formatter) in keys.iter().zip(&formatters) {
+                out.insert(key.clone(), Value::String(formatter.value(row).to_string()));
+            }
+            rows.push(out);
+        }
+    }
+    Ok(Logs { rows, has_sql: true, keys })
+}
+
+fn string_at(array: &dyn Array, row: usize) -> Option<String> {
+    if array.is_null(row) {
+        return None;
+    }
+    match array.data_type() {
+        DataType::Utf8 => Some(array.as_string::<i32>().value(row).to_owned()),
+        DataType::Utf8View => Some(array.as_string_view().value(row).to_owned()),
+        DataType::LargeUtf8 => Some(array.as_string::<i64>().value(row).to_owned()),
+        _ => ArrayFormatter::try_new(array, &FormatOptions::default()).ok().map(|f| f.value(row).to_string()),
+    }
+}
+
+fn map_entries(array: &dyn Array, row: usize) -> Vec<(String, String)> {
+    let Some(map) = array.as_any().downcast_ref::<MapArray>() else { return Vec::new() };
+    if map.is_null(row) {
+        return Vec::new();
+    }
+    let entries = map.value(row);
+    let (keys, values) = (entries.column(0), entries.column(1));
+    (0..entries.len())
+        .filter_map(|i| Some((string_at(keys.as_ref(), i)?, string_at(values.as_ref(), i).unwrap_or_default())))
+        .collect()
+}
+
+/// One row as SLS shows a log: its fields and columns by name, `__time__`,
+/// `__time_ns_part__`, `__topic__`, `__source__` and `__tag__:{key}`.
+pub fn sls_log(batch: &RecordBatch, row: usize) -> Result<Map<String, Value>, QueryError> {
+    let column = |name: &str| batch.column_by_name(name);
+    let mut out = Map::new();
+    if let Some(fields) = column("fields") {
+        for (k, v) in map_entries(fields.as_ref(), row) {
+            out.entry(k).or_insert(Value::String(v));
+        }
+    }
+    for name in SHOWN_COLUMNS {
+        if let Some(value) = column(name).and_then(|c| string_at(c.as_ref(), row)) {
+            out.entry(name.to_owned()).or_insert(Value::String(value));
+        }
+    }
+    let time_ns = column("time_ns")
+        .and_then(|c| cast(c, &DataType::Int64).ok())
+        .map(|c| c.as_primitive::<datafusion::arrow::datatypes::Int64Type>().value(row))
+        .unwrap_or_default();
+    out.insert("__time__".into(), Value::String(time_ns.div_euclid(1_000_000_000).to_string()));
+    out.insert("__time_ns_part__".into(), Value::String(time_ns.rem_euclid(1_000_000_000).to_string()));
+    out.insert(
+        "__topic__".into(),
+        Value::String(column("topic").and_then(|c| string_at(c.as_ref(), row)).unwrap_or_default()),
+    );
+    out.insert(
+        "__source__".into(),
+        Value::String(column("source").and_then(|c| string_at(c.as_ref(), row)).unwrap_or_default()),
+    );
+    if let Some(tags) = column("tags") {
+        for (k, v) in map_entries(tags.as_ref(), row) {
+            out.insert(format!("__tag__:{k}"), Value::String(v));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn subintervals_are_nice_and_at_most_sixty() {
+        assert_eq!(subintervals(0, 60), (0..60).map(|i| (i, i + 1)).collect::<Vec<_>>());
+        assert_eq!(subintervals(1_409_529_600, 1_409_608_800).len(), 44, "22 hours in 30-minute steps");
+        assert_eq!(subintervals(100, 101), vec![(100, 101)]);
+        assert_eq!(subintervals(0, 90), (0..45).map(|i| (2 * i, 2 * i + 2)).collect::<Vec<_>>());
+    }
+
+    proptest! {
+        #[test]
+        fn subintervals_cover_the_range_exactly(from in 0i64..2_000_000_000, len in 1i64..100_000_000) {
+            let parts = subintervals(from, from + len);
+            prop_assert!(!parts.is_empty() && parts.len() <= 60);
+            prop_assert_eq!(parts[0].0, from);
+            prop_assert_eq!(parts[parts.len() - 1].1, from + len);
+            prop_assert!(parts.windows(2).all(|w| w[0].1 == w[1].0));
+            let width = parts[0].1 - parts[0].0;
+            prop_assert!(parts[..parts.len() - 1].iter().all(|(a, b)| b - a == width));
+            prop_assert_eq!(subintervals(from, from + len), parts, "deterministic");
+        }
+    }
+}
