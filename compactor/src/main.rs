@@ -123,6 +123,7 @@ async fn compact(args: CompactArgs) -> anyhow::Result<()> {
         None => Settings::development(),
     };
     let storage = storage::open(&location(args.data.as_ref(), &settings), &settings.storage)?;
+    storage::check(&storage).await?;
     let mut options = settings.compaction.options();
     options.fail_at = args.fail_at;
     if !storage::honours_conditional_writes(storage.store.as_ref()).await? {
@@ -227,6 +228,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     let storage = storage::open(&location(args.data.as_ref(), &settings), &settings.storage)?;
+    storage::check(&storage).await?;
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| match e.kind() {
         std::io::ErrorKind::AddrInUse => anyhow::anyhow!(
             "address {listen} is already in use\n  hint: stop the other process, or pass --listen with another port (for example --listen 127.0.0.1:8081)"

@@ -62,6 +62,80 @@ pub enum StorageError {
     S3 { url: String, source: object_store::Error },
 }
 
+/// Why a store that opened cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreCheckError {
+    #[error(
+        "cannot reach the store {location}: {message}\n  hint: is the S3 server running? check [storage] endpoint (or AWS_ENDPOINT_URL)"
+    )]
+    Unreachable { location: String, message: String },
+    #[error(
+        "the store {location} refused Sluice's credentials: {message}\n  hint: check [storage] access_key_id and secret_access_key (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), and that the key may read and write the bucket"
+    )]
+    Credentials { location: String, message: String },
+    #[error(
+        "the bucket of {location} does not exist: {message}\n  hint: create it, or fix the bucket in --data / [storage] url"
+    )]
+    NoBucket { location: String, message: String },
+    #[error("the store {location} does not work: {message}")]
+    Other { location: String, message: String },
+}
+
+/// Checks that the store answers and accepts the credentials by listing one key, so
+/// that a wrong endpoint, key or bucket is reported at startup, as help.
+pub async fn check(storage: &Storage) -> Result<(), StoreCheckError> {
+    use futures::StreamExt;
+    let location = storage.description.clone();
+    let listed = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        storage.store.list(None).next().await.transpose()
+    })
+    .await;
+    let error = match listed {
+        Ok(Ok(_)) => return Ok(()),
+        Ok(Err(e)) => e,
+        Err(_) => {
+            return Err(StoreCheckError::Unreachable { location, message: "no answer within 30 s".into() });
+        }
+    };
+    let message = error_chain(&error);
+    let lower = message.to_ascii_lowercase();
+    Err(match &error {
+        object_store::Error::Unauthenticated { .. } | object_store::Error::PermissionDenied { .. } => {
+            StoreCheckError::Credentials { location, message }
+        }
+        _ if ["invalidaccesskeyid", "signaturedoesnotmatch", "accessdenied", "403 forbidden", "forbidden"]
+            .iter()
+            .any(|needle| lower.contains(needle)) =>
+        {
+            StoreCheckError::Credentials { location, message }
+        }
+        _ if lower.contains("nosuchbucket") => StoreCheckError::NoBucket { location, message },
+        _ if ["connect", "dns", "timed out", "connection refused", "error sending request"]
+            .iter()
+            .any(|needle| lower.contains(needle)) =>
+        {
+            StoreCheckError::Unreachable { location, message }
+        }
+        _ => StoreCheckError::Other { location, message },
+    })
+}
+
+/// An error and its sources, on one line.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        let text = e.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = e.source();
+    }
+    out
+}
+
 /// An opened store.
 #[derive(Clone, Debug)]
 pub struct Storage {
@@ -121,7 +195,14 @@ fn open_s3(location: &str, settings: &StorageSettings) -> Result<Storage, Storag
     if bucket.is_empty() {
         return Err(invalid("the bucket is missing"));
     }
-    let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+    // Bounded retries: an ingest request whose store is down gets the product's retryable
+    // error within seconds rather than hanging for the default three minutes.
+    let retry = object_store::RetryConfig {
+        max_retries: 4,
+        retry_timeout: std::time::Duration::from_secs(15),
+        ..object_store::RetryConfig::default()
+    };
+    let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket).with_retry(retry);
     if let Some(endpoint) = &settings.endpoint {
         builder = builder
             .with_endpoint(endpoint)

@@ -110,20 +110,23 @@ pub fn writer_properties(settings: FileSettings) -> WriterProperties {
 }
 
 /// The table's URL: `{storage url}/tables/{project}/{logstore}/`.
-pub fn table_url(storage: &Storage, project: &str, logstore: &str) -> Result<Url, DeltaTableError> {
+fn table_url(storage: &Storage, project: &str, logstore: &str) -> Result<Url, DeltaTableError> {
     storage
         .url
         .join(&format!("{}/", table_prefix(project, logstore)))
         .map_err(|e| DeltaTableError::Generic(format!("table url: {e}")))
 }
 
-/// Opens a logstore's table, creating it if it does not exist yet.
-pub async fn open_or_create(storage: &Storage, project: &str, logstore: &str) -> Result<DeltaTable, DeltaTableError> {
+/// A logstore's table over our own store (not yet loaded).
+pub fn unloaded(storage: &Storage, project: &str, logstore: &str) -> Result<DeltaTable, DeltaTableError> {
     register_log_stores();
     let url = table_url(storage, project, logstore)?;
-    let builder =
-        || DeltaTableBuilder::from_url(url.clone()).map(|b| b.with_storage_backend(storage.root.clone(), url.clone()));
-    let mut table = builder()?.build()?;
+    DeltaTableBuilder::from_url(url.clone())?.with_storage_backend(storage.root.clone(), url).build()
+}
+
+/// Opens a logstore's table, creating it if it does not exist yet.
+pub async fn open_or_create(storage: &Storage, project: &str, logstore: &str) -> Result<DeltaTable, DeltaTableError> {
+    let mut table = unloaded(storage, project, logstore)?;
     // Whether the table exists, asked of our store: delta-rs reports a missing table
     // differently on each store.
     let log = object_store::path::Path::parse(format!("{}/_delta_log", table_prefix(project, logstore)))?;
@@ -146,7 +149,7 @@ pub async fn open_or_create(storage: &Storage, project: &str, logstore: &str) ->
         Ok(table) => Ok(table),
         // Another compactor created it first.
         Err(_) => {
-            let mut table = builder()?.build()?;
+            let mut table = unloaded(storage, project, logstore)?;
             table.load().await?;
             Ok(table)
         }

@@ -2,7 +2,7 @@
 
     python query_logs.py histogram --port P --from F --to T [--query Q] [--topic T]
     python query_logs.py logs --port P --from F --to T [--query Q] [--line N] [--offset N]
-                              [--reverse] [--v1]
+                              [--reverse] [--v1] [--all] [--project P] [--logstore L]
     python query_logs.py duckdb TABLE_PATH SQL      (SQL reads the view `logs`)
 
 Prints JSON. `logs` returns the SDK's QueriedLog contents plus time and source; `duckdb`
@@ -35,17 +35,23 @@ def sdk(args):
         }
     if args.v1:
         client._get_logs_v2_enabled = False
-    response = client.get_log(
-        args.project, args.logstore, args.from_, args.to, topic=args.topic, query=args.query,
-        reverse=args.reverse, offset=args.offset, size=args.line,
-    )
     logs = []
-    for log in response.get_logs():
-        contents = dict(log.get_contents())
-        contents["__time__"] = str(log.get_time())
-        contents["__source__"] = log.get_source()
-        logs.append(contents)
-    return {"complete": response.is_completed(), "count": response.get_count(), "has_sql": response.get_has_sql(), "logs": logs}
+    offset = args.offset
+    while True:
+        response = client.get_log(
+            args.project, args.logstore, args.from_, args.to, topic=args.topic, query=args.query,
+            reverse=args.reverse, offset=offset, size=args.line,
+        )
+        for log in response.get_logs():
+            contents = dict(log.get_contents())
+            contents["__time__"] = str(log.get_time())
+            contents["__source__"] = log.get_source()
+            logs.append(contents)
+        # --all: page through every log, as a client reading a whole range does.
+        if not args.all or response.get_count() < args.line:
+            break
+        offset += response.get_count()
+    return {"complete": response.is_completed(), "count": len(logs), "has_sql": response.get_has_sql(), "logs": logs}
 
 
 def duck(args):
@@ -80,6 +86,7 @@ def main():
     p.add_argument("--offset", type=int, default=0)
     p.add_argument("--reverse", action="store_true")
     p.add_argument("--v1", action="store_true")
+    p.add_argument("--all", action="store_true", help="page through every log (offset += line)")
     p.add_argument("--auth", default="v1", choices=["v1", "v4"])
     args = p.parse_args()
     from aliyun.log import LogException

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use sluice_tests::garage::Garage;
 use sluice_tests::{Server, http, sluice_bin};
 use std::process::Command;
 
@@ -39,6 +40,40 @@ fn startup_errors_read_as_help() {
     let file = data.path().join("a-file");
     std::fs::write(&file, "x").unwrap();
     fails_with(&["serve", "--listen", "127.0.0.1:0", "--data", file.to_str().unwrap()], &["data directory", "--data"]);
+}
+
+#[test]
+fn store_errors_read_as_help() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sluice.toml");
+    let with_storage = |endpoint: &str, key: &str, secret: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[storage]\nendpoint = \"{endpoint}\"\nregion = \"garage\"\naccess_key_id = \"{key}\"\nsecret_access_key = \"{secret}\"\n"
+            ),
+        )
+        .unwrap();
+        config.to_str().unwrap().to_owned()
+    };
+    let nobody = format!("http://127.0.0.1:{}", sluice_tests::free_port());
+    let config_path = with_storage(&nobody, "GK1", "secret");
+    for command in ["serve", "compact"] {
+        fails_with(
+            &[command, "--data", "s3://sluice", "--config", &config_path],
+            &["cannot reach the store", "hint:", "[storage] endpoint"],
+        );
+    }
+    let garage = Garage::start();
+    let config_path = with_storage(&garage.endpoint(), &garage.key_id, "not-the-secret");
+    for command in ["serve", "compact"] {
+        fails_with(
+            &[command, "--data", "s3://sluice", "--config", &config_path],
+            &["refused Sluice's credentials", "secret_access_key"],
+        );
+    }
+    let config_path = with_storage(&garage.endpoint(), &garage.key_id, &garage.secret);
+    fails_with(&["compact", "--data", "s3://no-such-bucket", "--config", &config_path], &["does not exist", "hint:"]);
 }
 
 #[test]

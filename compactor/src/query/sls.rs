@@ -130,8 +130,9 @@ pub struct Logs {
     pub keys: Vec<String>,
 }
 
-/// Columns shown under their own names in an SLS log, besides fields and tags.
-const SHOWN_COLUMNS: [&str; 16] = [
+/// Columns shown under their own names in an SLS log, besides fields and tags (not
+/// `product`, which is Sluice's own bookkeeping).
+const SHOWN_COLUMNS: [&str; 15] = [
     "level",
     "message",
     "trace_id",
@@ -147,7 +148,6 @@ const SHOWN_COLUMNS: [&str; 16] = [
     "function_name",
     "environment",
     "release",
-    "product",
 ];
 
 /// GetLogs: a page of matching logs, or the SQL part's result.

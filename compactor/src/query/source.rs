@@ -11,7 +11,6 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::datasource::MemTable;
 use datafusion::execution::context::SessionContext;
 use datafusion::prelude::SessionConfig;
-use deltalake::DeltaTableBuilder;
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
@@ -101,9 +100,7 @@ impl Source {
         let (mut schema, mut version, mut consumed): (Option<SchemaRef>, Option<u64>, Arc<HashSet<BatchId>>) =
             (None, None, Arc::default());
         if table_exists {
-            let url = table::table_url(storage, project, logstore)?;
-            let mut delta =
-                DeltaTableBuilder::from_url(url.clone())?.with_storage_backend(storage.root.clone(), url).build()?;
+            let mut delta = table::unloaded(storage, project, logstore)?;
             delta.load().await?;
             version = delta.version();
             delta.update_datafusion_session(&ctx.state())?;
