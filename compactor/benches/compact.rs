@@ -21,7 +21,7 @@ use sluice_ingest::format::sls::encode_log_group;
 use sluice_ingest::layout::RawBatchKey;
 use sluice_loggen::{Generator, Kind};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 fn dir_size(path: &Path, suffix: &str) -> u64 {
@@ -37,15 +37,19 @@ fn dir_size(path: &Path, suffix: &str) -> u64 {
     total
 }
 
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
-    let logs: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(2_000_000);
-    let row_group_rows: usize =
-        args.get(1).and_then(|a| a.parse().ok()).unwrap_or(FileSettings::default().row_group_rows);
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let limits = Limits::default();
+/// The generated input and the sizes it is compared with, cached between runs.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Input {
+    logs: usize,
+    json_bytes: u64,
+    zstd3: u64,
+    zstd19: u64,
+}
 
+/// Writes `logs` generated logs as raw batches under `data`, measuring the same logs as
+/// NDJSON, plain and zstd-compressed.
+fn generate(data: &Path, logs: usize) -> Input {
+    let limits = Limits::default();
     let started = Instant::now();
     let mut json_bytes = 0u64;
     let mut zstd3 = zstd::Encoder::new(Vec::new(), 3).unwrap();
@@ -86,10 +90,52 @@ fn main() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, batch::encode(id, Product::Sls, "bench", logstore, &body)).unwrap();
     }
-    let zstd3 = zstd3.finish().unwrap().len() as u64;
-    let zstd19 = zstd19.finish().unwrap().len() as u64;
-    let raw_batches = dir_size(&data.join("raw"), ".batch");
+    let input = Input {
+        logs: written,
+        json_bytes,
+        zstd3: zstd3.finish().unwrap().len() as u64,
+        zstd19: zstd19.finish().unwrap().len() as u64,
+    };
     eprintln!("generated {written} logs in {:.1} s", started.elapsed().as_secs_f64());
+    input
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let logs: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(2_000_000);
+    let row_group_rows: usize =
+        args.get(1).and_then(|a| a.parse().ok()).unwrap_or(FileSettings::default().row_group_rows);
+    // The input (zstd -19 of the NDJSON takes minutes) is kept for later runs.
+    let cache_root = std::env::var_os("SLUICE_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/sluice"));
+    let cached = cache_root.join(format!("bench/compact-{logs}"));
+    let input: Input = match std::fs::read(cached.join("input.json")) {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap(),
+        Err(_) => {
+            let _ = std::fs::remove_dir_all(&cached);
+            let input = generate(&cached.join("data"), logs);
+            std::fs::write(cached.join("input.json"), serde_json::to_vec(&input).unwrap()).unwrap();
+            input
+        }
+    };
+    let (written, json_bytes, zstd3, zstd19) = (input.logs, input.json_bytes, input.zstd3, input.zstd19);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    copy_dir(&cached.join("data"), &data);
+    let raw_batches = dir_size(&data.join("raw"), ".batch");
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let storage = storage::open(&data.display().to_string(), &Default::default()).unwrap();

@@ -143,7 +143,7 @@ fn cases(meta: &Meta) -> Vec<Case> {
             histogram: false,
             duckdb: format!(
                 "SELECT * FROM logs WHERE {} AND (contains(lower(message), '{NEEDLE}') OR \
-                 len(list_filter(map_values(fields), v -> contains(lower(v), '{NEEDLE}'))) > 0) \
+                 len(list_filter(map_values(fields), lambda v: contains(lower(v), '{NEEDLE}'))) > 0) \
                  ORDER BY time_ns, batch_id, position LIMIT 100",
                 within(from, to)
             ),
@@ -280,6 +280,7 @@ fn main() {
             last = Some(sluice_answer(&rt, &storage, &cache, case));
             seconds.push(started.elapsed().as_secs_f64());
         }
+        eprintln!("sluice: {}: {:.1} ms", case.name, median(seconds.clone()) * 1e3);
         sluice.push((median(seconds), last.unwrap()));
     }
 

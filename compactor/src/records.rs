@@ -74,11 +74,18 @@ fn opt(builder: &mut StringBuilder, value: &str) {
     if value.is_empty() { builder.append_null() } else { builder.append_value(value) }
 }
 
+/// The fields a log keeps: a key given twice (SLS allows it) keeps its last value, as the
+/// JSON object GetLogs answers with would, so that the map's keys are unique (DuckDB and
+/// Spark refuse maps that repeat a key).
+fn kept(fields: &[Field]) -> impl Iterator<Item = &Field> {
+    fields.iter().enumerate().filter(|(i, f)| !fields[i + 1..].iter().any(|later| later.key == f.key)).map(|(_, f)| f)
+}
+
 fn append_map(builder: &mut MapBuilder<StringBuilder, StringBuilder>, fields: &[Field]) -> Result<(), ArrowError> {
     if fields.is_empty() {
         builder.append(false)
     } else {
-        for f in fields {
+        for f in kept(fields) {
             builder.keys().append_value(&f.key);
             builder.values().append_value(text(&f.value));
         }
@@ -149,10 +156,12 @@ pub fn to_record_batch(batches: &[ReceivedBatch], schema: SchemaRef) -> Result<R
             c.line_number.append_option(r.line_number.and_then(|n| i32::try_from(n).ok()));
             opt(&mut c.function_name, &r.function_name);
             append_map(&mut c.fields, &r.fields)?;
-            for f in r.fields.iter().filter(|f| f.json) {
+            let mut json = false;
+            for f in kept(&r.fields).filter(|f| f.json) {
                 c.json_keys.values().append_value(&f.key);
+                json = true;
             }
-            c.json_keys.append(r.fields.iter().any(|f| f.json));
+            c.json_keys.append(json);
         }
     }
     let columns: Vec<ArrayRef> = vec![
@@ -226,4 +235,20 @@ pub fn split_by_date(batch: &RecordBatch) -> Result<Vec<(String, RecordBatch)>, 
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(key: &str, value: &str) -> Field {
+        Field { key: key.into(), value: value.as_bytes().to_vec(), ..Field::default() }
+    }
+
+    #[test]
+    fn a_repeated_key_keeps_its_last_value() {
+        let fields = [field("user", "a"), field("path", "/"), field("user", "b")];
+        let kept: Vec<(&str, &[u8])> = kept(&fields).map(|f| (f.key.as_str(), f.value.as_slice())).collect();
+        assert_eq!(kept, [("path", &b"/"[..]), ("user", &b"b"[..])]);
+    }
 }
