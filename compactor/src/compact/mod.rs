@@ -10,8 +10,9 @@
 pub mod plan;
 
 use delta_kernel::expressions::Scalar;
-use deltalake::kernel::Action;
+use deltalake::arrow::array::RecordBatch;
 use deltalake::kernel::transaction::CommitBuilder;
+use deltalake::kernel::{Action, Add};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter, RecordBatchWriter, WriteMode};
 use deltalake::{DeltaTable, DeltaTableError};
@@ -305,14 +306,23 @@ async fn compact_group(
         return Ok(());
     }
 
-    let mut writer =
-        RecordBatchWriter::for_table(table)?.with_writer_properties(table::writer_properties(options.files));
-    let rows = to_record_batch(&batches, writer.arrow_schema())?;
-    for (date, part) in split_by_date(&rows)? {
-        let partition = IndexMap::from([(PARTITION_COLUMN.to_owned(), Scalar::String(date))]);
-        writer.write_partition(part, &partition, WriteMode::Default).await?;
+    let schema = RecordBatchWriter::for_table(table)?.arrow_schema();
+    let rows = to_record_batch(&batches, schema)?;
+    drop(batches);
+    // Parquet encoding is most of a run's CPU: the sorted rows are cut into contiguous
+    // runs, one per core, each written by its own writer on its own task, so files
+    // within a partition do not overlap in time.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut writers = Vec::new();
+    for run in contiguous_runs(split_by_date(&rows)?, cores, options.files.row_group_rows) {
+        let writer =
+            RecordBatchWriter::for_table(table)?.with_writer_properties(table::writer_properties(options.files));
+        writers.push(tokio::spawn(write_run(writer, run)));
     }
-    let adds = writer.flush().await?;
+    let mut adds = Vec::new();
+    for writer in writers {
+        adds.extend(writer.await.map_err(|e| DeltaTableError::Generic(format!("a writer task failed: {e}")))??);
+    }
     fail(options, FailPoint::AfterWrite)?;
 
     let ids: Vec<BatchId> = consumed.iter().map(|p| p.key.id).collect();
@@ -344,6 +354,37 @@ async fn compact_group(
     delete(store, &consumed, options.fail_at).await
 }
 
+/// Date partitions' rows, in time order, cut into at most `runs` groups of contiguous
+/// rows (none smaller than `min_rows` unless it is all there is).
+fn contiguous_runs(parts: Vec<(String, RecordBatch)>, runs: usize, min_rows: usize) -> Vec<Vec<(String, RecordBatch)>> {
+    let total: usize = parts.iter().map(|(_, b)| b.num_rows()).sum();
+    let per_run = total.div_ceil(runs.max(1)).max(min_rows).max(1);
+    let mut out: Vec<Vec<(String, RecordBatch)>> = vec![Vec::new()];
+    let mut filled = 0;
+    for (date, mut part) in parts {
+        while part.num_rows() > 0 {
+            if filled == per_run {
+                out.push(Vec::new());
+                filled = 0;
+            }
+            let take = part.num_rows().min(per_run - filled);
+            out.last_mut().unwrap_or_else(|| unreachable!()).push((date.clone(), part.slice(0, take)));
+            part = part.slice(take, part.num_rows() - take);
+            filled += take;
+        }
+    }
+    out
+}
+
+/// Writes one run's partitions with its own writer; the files' Add actions.
+async fn write_run(mut writer: RecordBatchWriter, run: Vec<(String, RecordBatch)>) -> Result<Vec<Add>, CompactError> {
+    for (date, part) in run {
+        let partition = IndexMap::from([(PARTITION_COLUMN.to_owned(), Scalar::String(date))]);
+        writer.write_partition(part, &partition, WriteMode::Default).await?;
+    }
+    Ok(writer.flush().await?)
+}
+
 fn fail(options: &CompactOptions, point: FailPoint) -> Result<(), CompactError> {
     if options.fail_at == Some(point) { Err(CompactError::Injected(point)) } else { Ok(()) }
 }
@@ -369,4 +410,32 @@ async fn quarantine(store: &dyn ObjectStore, key: &RawBatchKey) -> Result<(), Co
     store.copy(&from, &to).await?;
     store.delete(&from).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use deltalake::arrow::array::Int64Array;
+    use deltalake::arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+
+    fn part(date: &str, from: i64, rows: i64) -> (String, RecordBatch) {
+        let schema = Arc::new(Schema::new(vec![Field::new("time_ns", DataType::Int64, false)]));
+        let column = Arc::new(Int64Array::from_iter_values(from..from + rows));
+        (date.to_owned(), RecordBatch::try_new(schema, vec![column]).unwrap())
+    }
+
+    fn shape(runs: &[Vec<(String, RecordBatch)>]) -> Vec<Vec<(String, usize)>> {
+        runs.iter().map(|r| r.iter().map(|(d, b)| (d.clone(), b.num_rows())).collect()).collect()
+    }
+
+    #[test]
+    fn runs_are_contiguous_and_even() {
+        let runs = contiguous_runs(vec![part("a", 0, 30), part("b", 30, 70)], 2, 10);
+        assert_eq!(shape(&runs), [vec![("a".into(), 30), ("b".into(), 20)], vec![("b".into(), 50)]]);
+        let first_of_second = runs[1][0].1.column(0).as_any().downcast_ref::<Int64Array>().unwrap().value(0);
+        assert_eq!(first_of_second, 50, "the second run starts where the first ends");
+        // Small inputs stay in one run.
+        assert_eq!(shape(&contiguous_runs(vec![part("a", 0, 30)], 2, 100)), [vec![("a".into(), 30)]]);
+    }
 }
