@@ -20,7 +20,7 @@ use futures::StreamExt;
 use indexmap::IndexMap;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
-use sluice_ingest::layout::{TABLES_ROOT, decode_segment, partition_date, table_prefix};
+use sluice_ingest::layout::{TABLES_ROOT, partition_date, table_prefix};
 use std::collections::BTreeMap;
 
 use crate::compact::CompactError;
@@ -64,19 +64,7 @@ pub struct MaintenanceSummary {
 
 /// Every logstore that has a table, as (project, logstore).
 pub async fn logstores_with_tables(storage: &Storage) -> Result<Vec<(String, String)>, CompactError> {
-    let mut out = Vec::new();
-    let root = Path::from(TABLES_ROOT.trim_end_matches('/'));
-    let store = storage.store.as_ref();
-    for project in store.list_with_delimiter(Some(&root)).await?.common_prefixes {
-        let Some(project_name) = project.filename().and_then(decode_segment) else { continue };
-        for logstore in store.list_with_delimiter(Some(&project)).await?.common_prefixes {
-            if let Some(logstore_name) = logstore.filename().and_then(decode_segment) {
-                out.push((project_name.clone(), logstore_name));
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
+    crate::compact::logstores_under(storage.store.as_ref(), TABLES_ROOT).await
 }
 
 /// Merges small files, applies retention and vacuums one logstore's table.

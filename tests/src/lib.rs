@@ -222,3 +222,31 @@ pub fn sls_contents(record: &sluice_proto::batch::Record) -> Vec<(String, String
     out.sort();
     out
 }
+
+/// A log the SLS SDK sent, as `tests/python/put_logs.py` reports it.
+#[derive(serde::Deserialize, Clone, Debug)]
+pub struct SentLog {
+    pub time: i64,
+    pub time_ns: i64,
+    pub contents: Vec<(String, String)>,
+}
+
+impl SentLog {
+    /// A content's value.
+    pub fn get(&self, key: &str) -> &str {
+        &self.contents.iter().find(|(k, _)| k == key).unwrap_or_else(|| panic!("no content {key}")).1
+    }
+}
+
+/// Sends `requests` PutLogs of `count` logs each, from time `start`, with the unmodified
+/// SLS Python SDK (`extra`: more `put_logs.py` arguments); the logs it sent.
+pub fn put_logs(port: u16, start: i64, count: usize, requests: usize, extra: &[&str]) -> Vec<SentLog> {
+    #[derive(serde::Deserialize)]
+    struct Sent {
+        logs: Vec<SentLog>,
+    }
+    let (port, start, count, requests) = (port.to_string(), start.to_string(), count.to_string(), requests.to_string());
+    let args = ["--port", &port, "--count", &count, "--requests", &requests, "--start", &start];
+    let out = run_python("put_logs.py", &[&args[..], extra].concat());
+    serde_json::from_str::<Sent>(&out).unwrap_or_else(|e| panic!("put_logs.py: {e}: {out}")).logs
+}

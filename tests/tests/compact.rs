@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use sluice_ingest::config::DEMO_PROLIFERATE_KEY;
 use sluice_tests::garage::{BUCKET, Garage, REGION};
-use sluice_tests::{Server, http, run_python, sluice_bin};
+use sluice_tests::{SentLog, Server, http, put_logs, run_python, sluice_bin};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -87,18 +87,6 @@ fn read_table(uri: &str, garage: Option<&Garage>, inspect: bool) -> Read {
     serde_json::from_str(&run_python("read_table.py", &args)).unwrap()
 }
 
-#[derive(Deserialize, Clone)]
-struct Sent {
-    logs: Vec<SentLog>,
-}
-
-#[derive(Deserialize, Clone)]
-struct SentLog {
-    time: i64,
-    time_ns: i64,
-    contents: Vec<(String, String)>,
-}
-
 /// (time_ns, contents) of every row, sorted: what an SLS log is.
 fn sls_rows(read: &Read) -> Vec<(i64, Vec<(String, String)>)> {
     let mut rows: Vec<(i64, Vec<(String, String)>)> = read
@@ -138,23 +126,6 @@ fn sent_rows(sent: &[SentLog]) -> Vec<(i64, Vec<(String, String)>)> {
     rows
 }
 
-fn put_logs(port: u16, start: i64, count: usize, requests: usize) -> Vec<SentLog> {
-    let out = run_python(
-        "put_logs.py",
-        &[
-            "--port",
-            &port.to_string(),
-            "--count",
-            &count.to_string(),
-            "--requests",
-            &requests.to_string(),
-            "--start",
-            &start.to_string(),
-        ],
-    );
-    serde_json::from_str::<Sent>(&out).unwrap().logs
-}
-
 fn check_table(read: &Read, sent: &[SentLog]) {
     assert_eq!(read.partition_columns, ["date"]);
     assert_eq!(sls_rows(read), sent_rows(sent), "exactly the logs sent, once each");
@@ -179,8 +150,8 @@ fn sdk_through_serve_to_garage_then_compact_read_by_python_deltalake() {
     let data = format!("s3://{BUCKET}/sluice");
     let server = Server::start(Path::new(&data), &["--config", &config]);
     // Two dates, sent out of order: the later day first.
-    let mut sent = put_logs(server.port, 1_700_100_000, 40, 3);
-    sent.extend(put_logs(server.port, 1_700_000_000, 40, 2));
+    let mut sent = put_logs(server.port, 1_700_100_000, 40, 3, &[]);
+    sent.extend(put_logs(server.port, 1_700_000_000, 40, 2, &[]));
     assert_eq!(garage.objects("sluice/raw").len(), 5);
     let out = compact(&data, &config, &[]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -215,7 +186,7 @@ fn the_same_on_a_local_directory_and_a_late_retry_is_not_added_twice() {
     let config = write_config(dir.path(), "", "");
     let data = dir.path().join("data");
     let server = Server::start(&data, &["--config", &config]);
-    let sent = put_logs(server.port, 1_700_000_000, 30, 4);
+    let sent = put_logs(server.port, 1_700_000_000, 30, 4, &[]);
     let data_url = data.display().to_string();
     let out = compact(&data_url, &config, &[]);
     assert!(out.status.success());
@@ -223,7 +194,7 @@ fn the_same_on_a_local_directory_and_a_late_retry_is_not_added_twice() {
     let table = data.join("tables/demo/app").display().to_string();
     check_table(&read_table(&table, None, false), &sent);
     // A client retries a request that was already compacted (its response was lost).
-    put_logs(server.port, 1_700_000_000, 30, 1);
+    put_logs(server.port, 1_700_000_000, 30, 1, &[]);
     let summary = compact_ok(&data_url, &config);
     assert!(summary.contains("0 batches") && summary.contains("1 already compacted"), "{summary}");
     check_table(&read_table(&table, None, false), &sent);

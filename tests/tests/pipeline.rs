@@ -8,13 +8,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use serde::Deserialize;
 use serde_json::{Value, json};
 use sluice_ingest::config::{DEMO_LTS_TOKEN, DEMO_PROLIFERATE_KEY};
 use sluice_loggen::{Generator, Kind, Line, lts_body, proliferate_batch};
 use sluice_tests::garage::{Garage, REGION};
 use sluice_tests::workerd::{Worker, WorkerStorage};
-use sluice_tests::{Server, http, run_python, sluice_bin};
+use sluice_tests::{Server, http, put_logs, run_python, sluice_bin};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
@@ -38,18 +37,6 @@ logstore = "lts"
 key = "pk_sluice_demo"
 project = "demo"
 "#;
-
-#[derive(Deserialize)]
-struct Sent {
-    logs: Vec<SentLog>,
-}
-
-#[derive(Deserialize, Clone)]
-struct SentLog {
-    time: i64,
-    time_ns: i64,
-    contents: Vec<(String, String)>,
-}
 
 /// Everything sent, as each API should give it back.
 #[derive(Default)]
@@ -92,10 +79,7 @@ impl Pipeline {
     /// Sends one pass of every kind of data through the worker, starting at `start`.
     fn send(&self, start: i64, seed: u64, expected: &mut Expected) {
         for (case, offset) in [("lz4", 0), ("hashkey", 100)] {
-            let args = ["--port", &self.worker.port.to_string(), "--case", case, "--count", "40", "--requests", "2"];
-            let start = (start + offset).to_string();
-            let out = run_python("put_logs.py", &[&args[..], &["--start", &start]].concat());
-            for log in serde_json::from_str::<Sent>(&out).unwrap().logs {
+            for log in put_logs(self.worker.port, start + offset, 40, 2, &["--case", case]) {
                 let mut contents = log.contents.clone();
                 contents.sort();
                 expected.sls.insert((log.time * 1_000_000_000 + log.time_ns, contents));

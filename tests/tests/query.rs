@@ -5,9 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use serde::Deserialize;
 use serde_json::Value;
-use sluice_tests::{Server, http, run_python, sluice_bin};
+use sluice_tests::{SentLog, Server, http, put_logs, run_python, sluice_bin};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
@@ -52,40 +51,6 @@ fn compact(dir: &Path, config: &str) {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
-#[derive(Deserialize, Clone)]
-struct Sent {
-    logs: Vec<SentLog>,
-}
-
-#[derive(Deserialize, Clone)]
-struct SentLog {
-    time: i64,
-    contents: Vec<(String, String)>,
-}
-
-impl SentLog {
-    fn get(&self, key: &str) -> &str {
-        &self.contents.iter().find(|(k, _)| k == key).unwrap().1
-    }
-}
-
-fn put(port: u16, start: i64, count: usize, requests: usize) -> Vec<SentLog> {
-    let out = run_python(
-        "put_logs.py",
-        &[
-            "--port",
-            &port.to_string(),
-            "--count",
-            &count.to_string(),
-            "--requests",
-            &requests.to_string(),
-            "--start",
-            &start.to_string(),
-        ],
-    );
-    serde_json::from_str::<Sent>(&out).unwrap().logs
-}
-
 fn sdk(args: &[&str]) -> Value {
     serde_json::from_str(&run_python("query_logs.py", args)).unwrap()
 }
@@ -108,10 +73,10 @@ const S: i64 = 1_700_000_000;
 #[test]
 fn sls_sdk_histograms_and_logs_on_partly_compacted_data() {
     let (dir, server, config) = setup();
-    let mut sent = put(server.port, S, 60, 2);
+    let mut sent = put_logs(server.port, S, 60, 2, &[]);
     compact(dir.path(), &config);
     // More logs, not compacted: queries union the table with the raw batches.
-    sent.extend(put(server.port, S + 200, 30, 1));
+    sent.extend(put_logs(server.port, S + 200, 30, 1, &[]));
     let raw = sluice_tests::raw_batches(&dir.path().join("data"));
     assert_eq!(raw.len(), 1, "one raw batch waits for compaction");
     let (from, to) = (S, S + 300);
@@ -244,7 +209,7 @@ fn sls_sdk_histograms_and_logs_on_partly_compacted_data() {
 fn a_log_is_queryable_as_soon_as_it_is_accepted() {
     let (_dir, server, _config) = setup();
     let now = sluice_tests::cases::now();
-    let sent = put(server.port, now - 10, 5, 1);
+    let sent = put_logs(server.port, now - 10, 5, 1, &[]);
     let started = std::time::Instant::now();
     let got = logs(server.port, now - 60, now + 60, "*", &[]);
     assert_eq!(got["count"].as_u64().unwrap() as usize, sent.len());
@@ -255,7 +220,7 @@ fn a_log_is_queryable_as_soon_as_it_is_accepted() {
 fn a_query_cut_short_is_incomplete_and_repeating_it_finishes_it() {
     // A deadline of zero: every answer is what is ready at once.
     let (_dir, server, _config) = setup_with("[server]\nquery_deadline_secs = 0");
-    let sent = put(server.port, S, 40, 1);
+    let sent = put_logs(server.port, S, 40, 1, &[]);
     let (port, from, to) = (server.port.to_string(), S.to_string(), (S + 60).to_string());
     let histogram = || sdk(&["histogram", "--port", &port, "--from", &from, "--to", &to]);
     let first = histogram();

@@ -169,8 +169,13 @@ fn now_ms() -> i64 {
 
 /// Every logstore that has raw batches, as (project, logstore).
 pub async fn logstores_with_raw_batches(store: &dyn ObjectStore) -> Result<Vec<(String, String)>, CompactError> {
+    logstores_under(store, RAW_ROOT).await
+}
+
+/// The (project, logstore) pairs named by the folders `{root}/{project}/{logstore}/`, sorted.
+pub async fn logstores_under(store: &dyn ObjectStore, root: &str) -> Result<Vec<(String, String)>, CompactError> {
     let mut out = Vec::new();
-    let root = Path::from(RAW_ROOT.trim_end_matches('/'));
+    let root = Path::from(root.trim_end_matches('/'));
     for project in store.list_with_delimiter(Some(&root)).await?.common_prefixes {
         let Some(project_name) = project.filename().and_then(decode_segment) else { continue };
         for logstore in store.list_with_delimiter(Some(&project)).await?.common_prefixes {
