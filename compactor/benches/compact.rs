@@ -10,6 +10,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+/// As in the `sluice` binary.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use prost::Message;
 use sluice_compactor::compact::{self, CompactOptions, Quiet};
 use sluice_compactor::storage;
@@ -100,6 +104,31 @@ fn generate(data: &Path, logs: usize) -> Input {
     input
 }
 
+/// Bytes per column path over every Parquet file under `path`, largest first.
+fn column_sizes(path: &Path) -> Vec<(String, u64)> {
+    use deltalake::parquet::file::reader::{FileReader, SerializedFileReader};
+    let mut sizes = std::collections::BTreeMap::<String, u64>::new();
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.to_string_lossy().ends_with(".parquet") {
+                let reader = SerializedFileReader::new(std::fs::File::open(&p).unwrap()).unwrap();
+                for group in reader.metadata().row_groups() {
+                    for column in group.columns() {
+                        *sizes.entry(column.column_path().string()).or_default() += column.compressed_size() as u64;
+                    }
+                }
+            }
+        }
+    }
+    let mut sizes: Vec<_> = sizes.into_iter().collect();
+    sizes.sort_by_key(|(_, size)| std::cmp::Reverse(*size));
+    sizes
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap().flatten() {
@@ -133,6 +162,9 @@ fn main() {
     };
     let (written, json_bytes, zstd3, zstd19) = (input.logs, input.json_bytes, input.zstd3, input.zstd19);
     let dir = tempfile::tempdir().unwrap();
+    if std::env::var_os("SLUICE_BENCH_KEEP").is_some() {
+        eprintln!("keeping the table under {}", dir.path().display());
+    }
     let data = dir.path().join("data");
     copy_dir(&cached.join("data"), &data);
     let raw_batches = dir_size(&data.join("raw"), ".batch");
@@ -166,4 +198,11 @@ fn main() {
         zstd3 as f64 / written as f64
     );
     println!("  vs zstd-19 NDJSON       {:.3}x ({:.2} MB)", table as f64 / zstd19 as f64, mb(zstd19));
+    if std::env::var_os("SLUICE_BENCH_KEEP").is_some() {
+        let _ = dir.keep();
+    }
+    println!("bytes per log by column (column chunks, without footers)");
+    for (column, size) in column_sizes(&data.join("tables")).into_iter().take(12) {
+        println!("  {column:<24}{:.2}", size as f64 / written as f64);
+    }
 }

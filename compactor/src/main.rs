@@ -5,6 +5,12 @@
 //!   `./data`, `127.0.0.1:8080`, any project and logstore name, the demo credentials.
 //! - `sluice compact`: one compaction run, then exit (for cron or a Kubernetes CronJob).
 
+/// Compaction builds and drops buffers of hundreds of megabytes; mimalloc reuses freed
+/// memory where glibc gives it back to the kernel and faults it in again (README,
+/// "Compaction").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use sluice_compactor::compact::{self, CompactError, CompactOptions, Progress};

@@ -59,6 +59,9 @@ pub struct CompactionSettings {
     /// How far back to look for batches already compacted (client retries arrive within
     /// minutes; raw batches are deleted right after their commit).
     pub lookback_hours: u64,
+    /// A commit's batches are split across cores (one writer each) when each gets at
+    /// least this many kilobytes of raw batches.
+    pub min_kb_per_writer: u64,
     /// Rows per Parquet row group.
     pub row_group_rows: usize,
     pub zstd_level: i32,
@@ -79,6 +82,7 @@ impl Default for CompactionSettings {
             interval_secs: 30,
             max_mb_per_commit: 256,
             lookback_hours: 24,
+            min_kb_per_writer: crate::compact::CompactOptions::default().min_bytes_per_writer / 1024,
             row_group_rows: files.row_group_rows,
             zstd_level: files.zstd_level,
             maintenance_interval_secs: 600,
@@ -94,6 +98,7 @@ impl CompactionSettings {
         crate::compact::CompactOptions {
             max_bytes_per_commit: self.max_mb_per_commit.max(1) * 1024 * 1024,
             lookback: std::time::Duration::from_secs(self.lookback_hours * 3600),
+            min_bytes_per_writer: self.min_kb_per_writer.max(1) * 1024,
             files: self.files(),
             ..crate::compact::CompactOptions::default()
         }

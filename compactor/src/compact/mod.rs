@@ -9,8 +9,9 @@
 
 pub mod plan;
 
+use bytes::Bytes;
 use delta_kernel::expressions::Scalar;
-use deltalake::arrow::array::RecordBatch;
+use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::kernel::transaction::CommitBuilder;
 use deltalake::kernel::{Action, Add};
 use deltalake::protocol::{DeltaOperation, SaveMode};
@@ -25,8 +26,9 @@ use sluice_ingest::layout::{RAW_ROOT, RawBatchKey, decode_segment};
 use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
+use tokio::runtime::Handle;
 
-use crate::records::{ReceivedBatch, split_by_date, to_record_batch};
+use crate::records::{Rows, TimeOrder};
 use crate::storage::Storage;
 use crate::table::{self, FileSettings, PARTITION_COLUMN};
 use plan::{Pending, plan};
@@ -64,6 +66,10 @@ pub struct CompactOptions {
     pub max_bytes_per_commit: u64,
     /// How far back to look for batches recent commits consumed.
     pub lookback: Duration,
+    /// A commit's batches are split across cores, one writer each, when each gets at
+    /// least this many raw batch bytes (more, smaller files would cost queries more than
+    /// the split saves).
+    pub min_bytes_per_writer: u64,
     pub files: FileSettings,
     /// Raw batches read at once.
     pub read_concurrency: usize,
@@ -75,6 +81,7 @@ impl Default for CompactOptions {
         Self {
             max_bytes_per_commit: 256 * 1024 * 1024,
             lookback: Duration::from_secs(24 * 3600),
+            min_bytes_per_writer: 4 << 20,
             files: FileSettings::default(),
             read_concurrency: 16,
             fail_at: None,
@@ -279,54 +286,49 @@ async fn compact_group(
 ) -> Result<(), CompactError> {
     let store = storage.store.as_ref();
     let started = Instant::now();
-    let read: Vec<(Pending, Result<ReceivedBatch, String>)> = futures::stream::iter(group.iter().cloned())
+    let mut read: Vec<(Pending, Bytes)> = futures::stream::iter(group.iter().cloned())
         .map(|p| async move {
             let path = Path::parse(p.key.to_string()).map_err(object_store::Error::from)?;
             let bytes = store.get(&path).await?.bytes().await?;
-            let decoded = batch::decode(&bytes, 1 << 30)
-                .map(|batch| ReceivedBatch { batch, received_ns: p.received_ns })
-                .map_err(|e| e.to_string());
-            Ok::<_, CompactError>((p, decoded))
+            Ok::<_, CompactError>((p, bytes))
         })
         .buffered(options.read_concurrency.max(1))
         .try_collect()
         .await?;
-    let mut batches = Vec::with_capacity(read.len());
-    let mut consumed = Vec::with_capacity(read.len());
-    for (p, decoded) in read {
-        match decoded {
-            Ok(received) => {
-                consumed.push(p.clone());
-                batches.push(received);
-            }
-            Err(reason) => {
-                tracing::error!(key = %p.key, reason, "raw batch cannot be read, moving it to quarantine/");
-                quarantine(store, &p.key).await?;
-                summary.quarantined += 1;
-            }
-        }
-    }
     fail(options, FailPoint::AfterRead)?;
-    if batches.is_empty() {
-        return Ok(());
-    }
 
-    let schema = RecordBatchWriter::for_table(table)?.arrow_schema();
-    let rows = to_record_batch(&batches, schema)?;
-    drop(batches);
-    // Parquet encoding is most of a run's CPU: the sorted rows are cut into contiguous
-    // runs, one per core, each written by its own writer on its own task, so files
-    // within a partition do not overlap in time.
+    // Decoding, building columns, sorting and Parquet encoding are a run's CPU: the batches,
+    // in the order the edge received them (close to time order), are cut into one chunk
+    // per core, each built, sorted and written by its own writer on its own task.
+    read.sort_by_key(|(p, _)| (p.received_ns, p.key.id));
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut writers = Vec::new();
-    for run in contiguous_runs(split_by_date(&rows)?, cores, options.files.row_group_rows) {
+    let schema = RecordBatchWriter::for_table(table)?.arrow_schema();
+    let mut tasks = Vec::new();
+    for chunk in chunks(read, cores, options.min_bytes_per_writer) {
         let writer =
             RecordBatchWriter::for_table(table)?.with_writer_properties(table::writer_properties(options.files));
-        writers.push(tokio::spawn(write_run(writer, run)));
+        let (schema, row_group_rows, runtime) = (schema.clone(), options.files.row_group_rows, Handle::current());
+        tasks.push(tokio::task::spawn_blocking(move || {
+            let built = build(chunk, schema)?;
+            let adds = runtime.block_on(write_sorted(writer, &built.rows, row_group_rows))?;
+            Ok::<_, CompactError>((built.decoded, built.rows.len(), built.unreadable, adds))
+        }));
     }
-    let mut adds = Vec::new();
-    for writer in writers {
-        adds.extend(writer.await.map_err(|e| DeltaTableError::Generic(format!("a writer task failed: {e}")))??);
+    let (mut consumed, mut records, mut adds) = (Vec::new(), 0, Vec::new());
+    for task in tasks {
+        let (decoded, rows, unreadable, added) =
+            task.await.map_err(|e| DeltaTableError::Generic(format!("a writer task failed: {e}")))??;
+        consumed.extend(decoded);
+        records += rows;
+        adds.extend(added);
+        for (p, reason) in unreadable {
+            tracing::error!(key = %p.key, reason, "raw batch cannot be read, moving it to quarantine/");
+            quarantine(store, &p.key).await?;
+            summary.quarantined += 1;
+        }
+    }
+    if consumed.is_empty() {
+        return Ok(());
     }
     fail(options, FailPoint::AfterWrite)?;
 
@@ -346,12 +348,12 @@ async fn compact_group(
     tracing::info!(
         version = finalized.version,
         batches = ids.len(),
-        records = rows.num_rows(),
+        records,
         seconds = started.elapsed().as_secs_f64(),
         "committed"
     );
     summary.batches += ids.len();
-    summary.records += rows.num_rows();
+    summary.records += records;
     summary.bytes_in += consumed.iter().map(|p| p.size).sum::<u64>();
     summary.bytes_out += bytes_out;
     summary.commits += 1;
@@ -359,33 +361,72 @@ async fn compact_group(
     delete(store, &consumed, options.fail_at).await
 }
 
-/// Date partitions' rows, in time order, cut into at most `runs` groups of contiguous
-/// rows (none smaller than `min_rows` unless it is all there is).
-fn contiguous_runs(parts: Vec<(String, RecordBatch)>, runs: usize, min_rows: usize) -> Vec<Vec<(String, RecordBatch)>> {
-    let total: usize = parts.iter().map(|(_, b)| b.num_rows()).sum();
-    let per_run = total.div_ceil(runs.max(1)).max(min_rows).max(1);
-    let mut out: Vec<Vec<(String, RecordBatch)>> = vec![Vec::new()];
+/// Cuts batches, in order, into at most `count` contiguous chunks of about equal bytes,
+/// none smaller than `min_bytes` unless it is all there is.
+fn chunks<T>(items: Vec<(Pending, T)>, count: usize, min_bytes: u64) -> Vec<Vec<(Pending, T)>> {
+    let total: u64 = items.iter().map(|(p, _)| p.size).sum();
+    let count = usize::try_from(total / min_bytes.max(1)).unwrap_or(usize::MAX).clamp(1, count.max(1));
+    let per_chunk = total.div_ceil(count as u64);
+    let mut out: Vec<Vec<(Pending, T)>> = vec![Vec::new()];
     let mut filled = 0;
-    for (date, mut part) in parts {
-        while part.num_rows() > 0 {
-            if filled == per_run {
-                out.push(Vec::new());
-                filled = 0;
-            }
-            let take = part.num_rows().min(per_run - filled);
-            out.last_mut().unwrap_or_else(|| unreachable!()).push((date.clone(), part.slice(0, take)));
-            part = part.slice(take, part.num_rows() - take);
-            filled += take;
+    for item in items {
+        if filled >= per_chunk && out.len() < count {
+            out.push(Vec::new());
+            filled = 0;
         }
+        filled += item.0.size;
+        out.last_mut().unwrap_or_else(|| unreachable!()).push(item);
     }
     out
 }
 
-/// Writes one run's partitions with its own writer; the files' Add actions.
-async fn write_run(mut writer: RecordBatchWriter, run: Vec<(String, RecordBatch)>) -> Result<Vec<Add>, CompactError> {
-    for (date, part) in run {
+/// One chunk's rows in time order, and which of its batches were read.
+struct Built {
+    rows: TimeOrder,
+    decoded: Vec<Pending>,
+    unreadable: Vec<(Pending, String)>,
+}
+
+/// Rows per piece a chunk is built in: small enough that building does not hold a
+/// decoded batch and a huge half-grown column at once.
+const PIECE_ROWS: usize = 64 * 1024;
+
+/// Decodes a chunk's batches one at a time into pieces of rows (a decoded batch is
+/// dropped as soon as its rows are appended), then orders all rows by time.
+fn build(chunk: Vec<(Pending, Bytes)>, schema: SchemaRef) -> Result<Built, CompactError> {
+    let mut pieces = Vec::new();
+    let mut rows = Rows::with_capacity(PIECE_ROWS);
+    let (mut decoded, mut unreadable) = (Vec::new(), Vec::new());
+    for (p, bytes) in chunk {
+        match batch::decode(&bytes, 1 << 30) {
+            Ok(batch) => {
+                rows.append(&batch, p.received_ns)?;
+                decoded.push(p);
+            }
+            Err(e) => unreadable.push((p, e.to_string())),
+        }
+        if rows.len() >= PIECE_ROWS {
+            let full = std::mem::replace(&mut rows, Rows::with_capacity(PIECE_ROWS));
+            pieces.push(full.finish(schema.clone())?);
+        }
+    }
+    if !rows.is_empty() {
+        pieces.push(rows.finish(schema)?);
+    }
+    Ok(Built { rows: TimeOrder::new(pieces)?, decoded, unreadable })
+}
+
+/// Writes rows in time order, a row group at a time, with one writer; the files' Add
+/// actions. Files within a partition are sorted by time.
+async fn write_sorted(
+    mut writer: RecordBatchWriter,
+    rows: &TimeOrder,
+    max_rows: usize,
+) -> Result<Vec<Add>, CompactError> {
+    for range in rows.runs(max_rows) {
+        let (date, run) = rows.run(range)?;
         let partition = IndexMap::from([(PARTITION_COLUMN.to_owned(), Scalar::String(date))]);
-        writer.write_partition(part, &partition, WriteMode::Default).await?;
+        writer.write_partition(run, &partition, WriteMode::Default).await?;
     }
     Ok(writer.flush().await?)
 }
@@ -420,27 +461,23 @@ async fn quarantine(store: &dyn ObjectStore, key: &RawBatchKey) -> Result<(), Co
 #[cfg(test)]
 mod tests {
     use super::*;
-    use deltalake::arrow::array::Int64Array;
-    use deltalake::arrow::datatypes::{DataType, Field, Schema};
-    use std::sync::Arc;
 
-    fn part(date: &str, from: i64, rows: i64) -> (String, RecordBatch) {
-        let schema = Arc::new(Schema::new(vec![Field::new("time_ns", DataType::Int64, false)]));
-        let column = Arc::new(Int64Array::from_iter_values(from..from + rows));
-        (date.to_owned(), RecordBatch::try_new(schema, vec![column]).unwrap())
+    fn pending(size: u64) -> (Pending, ()) {
+        let key = RawBatchKey { project: "p".into(), logstore: "l".into(), id: BatchId(u128::from(size)) };
+        (Pending { key, size, received_ns: 0 }, ())
     }
 
-    fn shape(runs: &[Vec<(String, RecordBatch)>]) -> Vec<Vec<(String, usize)>> {
-        runs.iter().map(|r| r.iter().map(|(d, b)| (d.clone(), b.num_rows())).collect()).collect()
+    fn shape(chunks: &[Vec<(Pending, ())>]) -> Vec<Vec<u64>> {
+        chunks.iter().map(|c| c.iter().map(|(p, _)| p.size).collect()).collect()
     }
 
     #[test]
-    fn runs_are_contiguous_and_even() {
-        let runs = contiguous_runs(vec![part("a", 0, 30), part("b", 30, 70)], 2, 10);
-        assert_eq!(shape(&runs), [vec![("a".into(), 30), ("b".into(), 20)], vec![("b".into(), 50)]]);
-        let first_of_second = runs[1][0].1.column(0).as_any().downcast_ref::<Int64Array>().unwrap().value(0);
-        assert_eq!(first_of_second, 50, "the second run starts where the first ends");
-        // Small inputs stay in one run.
-        assert_eq!(shape(&contiguous_runs(vec![part("a", 0, 30)], 2, 100)), [vec![("a".into(), 30)]]);
+    fn chunks_are_contiguous_and_even() {
+        let items = || [10, 20, 30, 40].map(pending).to_vec();
+        assert_eq!(shape(&chunks(items(), 2, 10)), [vec![10, 20, 30], vec![40]]);
+        assert_eq!(shape(&chunks(items(), 4, 10)), [vec![10, 20], vec![30], vec![40]]);
+        // Small inputs stay in one chunk.
+        assert_eq!(shape(&chunks(items(), 2, 1000)), [vec![10, 20, 30, 40]]);
+        assert_eq!(shape(&chunks(Vec::<(Pending, ())>::new(), 2, 10)), [Vec::<u64>::new()]);
     }
 }

@@ -147,9 +147,8 @@ impl Source {
         let mut raw_rows = 0;
         let raw_batches = fresh.len();
         if !fresh.is_empty() {
-            let owned: Vec<ReceivedBatch> =
-                fresh.iter().map(|r| ReceivedBatch { batch: r.batch.clone(), received_ns: r.received_ns }).collect();
-            let rows = conform(&to_record_batch(&owned, Arc::new(table::arrow_schema()?))?, &schema)?;
+            let rows =
+                conform(&to_record_batch(fresh.iter().map(Arc::as_ref), Arc::new(table::arrow_schema()?))?, &schema)?;
             raw_rows = rows.num_rows();
             ctx.register_table("fresh", Arc::new(MemTable::try_new(schema.clone(), vec![vec![rows]])?))?;
         }
