@@ -71,6 +71,7 @@ fn generate(data: &Path, logs: usize) -> Input {
         for log in &group.logs {
             let mut object = serde_json::Map::new();
             object.insert("__time__".into(), log.time.to_string().into());
+            object.insert("__time_ns_part__".into(), log.time_ns.unwrap_or(0).to_string().into());
             object.insert("__topic__".into(), group.topic.clone().unwrap_or_default().into());
             object.insert("__source__".into(), group.source.clone().unwrap_or_default().into());
             for tag in &group.log_tags {
@@ -150,7 +151,8 @@ fn main() {
     let cache_root = std::env::var_os("SLUICE_CACHE")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/sluice"));
-    let cached = cache_root.join(format!("bench/compact-{logs}"));
+    // v2: the NDJSON has `__time_ns_part__`, as GetLogs answers.
+    let cached = cache_root.join(format!("bench/compact-v2-{logs}"));
     let input: Input = match std::fs::read(cached.join("input.json")) {
         Ok(bytes) => serde_json::from_slice(&bytes).unwrap(),
         Err(_) => {

@@ -97,7 +97,14 @@ struct Case {
     duckdb: String,
 }
 
-fn cases(meta: &Meta) -> Vec<Case> {
+/// The cases, in SQL for the table's layout: a field the table keeps as a column of its own
+/// is `frequent.{key}`, others `fields['{key}']`.
+fn cases(meta: &Meta, frequent: &[String]) -> Vec<Case> {
+    let field = |key: &str| {
+        if frequent.iter().any(|k| k == key) { format!("frequent.{key}") } else { format!("fields['{key}']") }
+    };
+    let in_frequent: String =
+        frequent.iter().map(|k| format!(" OR contains(lower(frequent.{k}), '{NEEDLE}')")).collect();
     let (from, to) = (START_NS / 1_000_000_000, (START_NS + SPAN_NS) / 1_000_000_000);
     let width = |from: i64, to: i64| {
         let (a, b) = sls::subintervals(from, to)[0];
@@ -143,7 +150,7 @@ fn cases(meta: &Meta) -> Vec<Case> {
             histogram: false,
             duckdb: format!(
                 "SELECT * FROM logs WHERE {} AND (contains(lower(message), '{NEEDLE}') OR \
-                 len(list_filter(map_values(fields), lambda v: contains(lower(v), '{NEEDLE}'))) > 0) \
+                 coalesce(len(list_filter(map_values(fields), lambda v: contains(lower(v), '{NEEDLE}'))), 0) > 0{in_frequent}) \
                  ORDER BY time_ns, batch_id, position LIMIT 100",
                 within(from, to)
             ),
@@ -176,8 +183,9 @@ fn cases(meta: &Meta) -> Vec<Case> {
                 .into(),
             histogram: false,
             duckdb: format!(
-                "SELECT fields['user_id'] AS user_id, count(*) AS c FROM logs WHERE {} AND lower(level) = 'error' \
+                "SELECT {} AS user_id, count(*) AS c FROM logs WHERE {} AND lower(level) = 'error' \
                  GROUP BY 1 ORDER BY c DESC, user_id LIMIT 10",
+                field("user_id"),
                 within(from, to)
             ),
         },
@@ -266,10 +274,15 @@ fn main() {
     let data = dir.join("data");
     let table = data.join(format!("tables/{PROJECT}/{LOGSTORE}"));
     let storage = storage::open(&data.display().to_string(), &Default::default()).unwrap();
-    let cases = cases(&meta);
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build().unwrap();
     let cache = Cache::default();
+    let frequent = rt
+        .block_on(Source::open(&storage, PROJECT, LOGSTORE, 0, 1, Duration::from_secs(86_400), &cache))
+        .unwrap()
+        .functions
+        .frequent;
+    let cases = cases(&meta, &frequent);
 
     let mut sluice = Vec::new();
     for case in &cases {

@@ -19,8 +19,7 @@ use deltalake::{DeltaTable, DeltaTableError};
 use futures::StreamExt;
 use indexmap::IndexMap;
 use object_store::ObjectStoreExt;
-use object_store::path::Path;
-use sluice_ingest::layout::{TABLES_ROOT, partition_date, table_prefix};
+use sluice_ingest::layout::{TABLES_ROOT, partition_date};
 use std::collections::BTreeMap;
 
 use crate::compact::CompactError;
@@ -77,12 +76,7 @@ pub async fn maintain(
     now_ns: i64,
 ) -> Result<MaintenanceSummary, CompactError> {
     let mut summary = MaintenanceSummary::default();
-    let log =
-        Path::parse(format!("{}/_delta_log", table_prefix(project, logstore))).map_err(object_store::Error::from)?;
-    if storage.store.list(Some(&log)).next().await.transpose()?.is_none() {
-        return Ok(summary);
-    }
-    let mut table = table::open_or_create(storage, project, logstore).await?;
+    let Some(mut table) = table::open(storage, project, logstore).await? else { return Ok(summary) };
 
     if let Some(days) = retention_days {
         let cutoff = partition_date(now_ns - i64::from(days) * 86_400 * 1_000_000_000);
@@ -162,8 +156,9 @@ async fn merge_partition(
     let time = all.column_by_name("time_ns").ok_or_else(|| DeltaTableError::Generic("no time_ns column".into()))?;
     let sorted = take_record_batch(&all, &sort_to_indices(time, None, None)?)?;
 
-    let mut writer =
-        RecordBatchWriter::for_table(table)?.with_writer_properties(table::writer_properties(options.files));
+    let writer = RecordBatchWriter::for_table(table)?;
+    let properties = table::writer_properties(options.files, &table::frequent_keys(&writer.arrow_schema()));
+    let mut writer = writer.with_writer_properties(properties);
     let partition = IndexMap::from([(PARTITION_COLUMN.to_owned(), Scalar::String(date.to_owned()))]);
     writer.write_partition(sorted, &partition, WriteMode::Default).await?;
     let mut actions: Vec<Action> = chosen.iter().map(|f| Action::Remove(f.remove_action(false))).collect();

@@ -4,9 +4,10 @@
 use deltalake::arrow::array::builder::{
     Int32Builder, Int64Builder, ListBuilder, MapBuilder, MapFieldNames, StringBuilder,
 };
-use deltalake::arrow::array::{Array, ArrayBuilder, ArrayRef, Int64Array, RecordBatch};
+use deltalake::arrow::array::{Array, ArrayBuilder, ArrayRef, Int64Array, RecordBatch, StructArray};
 use deltalake::arrow::compute::interleave;
 use deltalake::arrow::datatypes::SchemaRef;
+use deltalake::arrow::datatypes::{DataType, Field as ArrowField};
 use deltalake::arrow::error::ArrowError;
 use sluice_ingest::batch::DecodedBatch;
 use sluice_ingest::layout::partition_date;
@@ -99,6 +100,10 @@ fn append_map(builder: &mut MapBuilder<StringBuilder, StringBuilder>, fields: &[
 /// dropped as soon as it is appended).
 pub struct Rows {
     c: Columns,
+    /// The table's frequent fields, and a column for each.
+    frequent: Vec<(String, StringBuilder)>,
+    /// Which frequent fields the current row has set.
+    set: Vec<bool>,
     /// The last partition date written, by its day number.
     day: Option<(i64, String)>,
 }
@@ -110,8 +115,8 @@ impl std::fmt::Debug for Rows {
 }
 
 impl Rows {
-    /// Room for about `rows` rows.
-    pub fn with_capacity(rows: usize) -> Self {
+    /// Room for about `rows` rows of a table with these frequent fields.
+    pub fn with_capacity(rows: usize, frequent: &[String]) -> Self {
         let strings = || StringBuilder::with_capacity(rows, rows * 8);
         let c = Columns {
             date: strings(),
@@ -141,7 +146,8 @@ impl Rows {
             fields: map_builder(),
             json_keys: ListBuilder::new(StringBuilder::new()),
         };
-        Self { c, day: None }
+        let frequent: Vec<(String, StringBuilder)> = frequent.iter().map(|k| (k.clone(), strings())).collect();
+        Self { c, set: vec![false; frequent.len()], frequent, day: None }
     }
 
     /// Rows so far.
@@ -194,7 +200,28 @@ impl Rows {
             opt(&mut c.file_path, &r.file_path);
             c.line_number.append_option(r.line_number.and_then(|n| i32::try_from(n).ok()));
             opt(&mut c.function_name, &r.function_name);
-            append_map(&mut c.fields, &r.fields)?;
+            // Frequent fields into their columns, the others into the map.
+            self.set.iter_mut().for_each(|s| *s = false);
+            let mut in_map = false;
+            for f in kept(&r.fields) {
+                match self.frequent.iter().position(|(key, _)| *key == f.key) {
+                    Some(i) => {
+                        self.frequent[i].1.append_value(text(&f.value));
+                        self.set[i] = true;
+                    }
+                    None => {
+                        c.fields.keys().append_value(&f.key);
+                        c.fields.values().append_value(text(&f.value));
+                        in_map = true;
+                    }
+                }
+            }
+            c.fields.append(in_map)?;
+            for (set, (_, column)) in self.set.iter().zip(&mut self.frequent) {
+                if !set {
+                    column.append_null();
+                }
+            }
             let mut json = false;
             for f in kept(&r.fields).filter(|f| f.json) {
                 c.json_keys.values().append_value(&f.key);
@@ -209,7 +236,7 @@ impl Rows {
     /// the order they were appended.
     pub fn finish(self, schema: SchemaRef) -> Result<RecordBatch, ArrowError> {
         let mut c = self.c;
-        let columns: Vec<ArrayRef> = vec![
+        let mut columns: Vec<ArrayRef> = vec![
             Arc::new(c.date.finish()),
             Arc::new(c.time_ns.finish()),
             Arc::new(c.received_ns.finish()),
@@ -237,6 +264,16 @@ impl Rows {
             Arc::new(c.fields.finish()),
             Arc::new(c.json_keys.finish()),
         ];
+        if !self.frequent.is_empty() {
+            let (fields, arrays): (Vec<ArrowField>, Vec<ArrayRef>) = self
+                .frequent
+                .into_iter()
+                .map(|(key, mut column)| {
+                    (ArrowField::new(key, DataType::Utf8, true), Arc::new(column.finish()) as ArrayRef)
+                })
+                .unzip();
+            columns.push(Arc::new(StructArray::try_new(fields.into(), arrays, None)?));
+        }
         // The builders' nested field names follow Delta's Arrow mapping; cast to the table's
         // exact schema (nullability of nested fields) without copying data.
         let columns = columns
@@ -255,6 +292,41 @@ impl Rows {
     }
 }
 
+/// At most this many fields get columns of their own.
+const MAX_FREQUENT: usize = 32;
+
+/// The fields a new table keeps as columns of their own: those at least half of the
+/// sampled records carry, most common first, at most [`MAX_FREQUENT`], whose keys are
+/// plain names (`[A-Za-z_][A-Za-z0-9_]*`, at most 64 characters, unique whatever their
+/// case, as Delta column names must be).
+pub fn frequent_keys<'a>(sample: impl IntoIterator<Item = &'a DecodedBatch>) -> Vec<String> {
+    let mut counts: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut records = 0;
+    for batch in sample {
+        for r in &batch.body.records {
+            records += 1;
+            for f in kept(&r.fields) {
+                *counts.entry(f.key.as_str()).or_default() += 1;
+            }
+        }
+    }
+    let plain = |k: &str| {
+        k.len() <= 64
+            && k.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    let mut keys: Vec<(&str, usize)> =
+        counts.into_iter().filter(|(k, n)| plain(k) && *n * 2 >= records && records > 0).collect();
+    keys.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let mut chosen: Vec<String> = Vec::new();
+    for (key, _) in keys {
+        if chosen.len() < MAX_FREQUENT && !chosen.iter().any(|c| c.eq_ignore_ascii_case(key)) {
+            chosen.push(key.to_owned());
+        }
+    }
+    chosen
+}
+
 /// All records of `batches` as one Arrow batch of the table schema (partition column
 /// included), in batch order.
 pub fn to_record_batch<'a>(
@@ -262,7 +334,8 @@ pub fn to_record_batch<'a>(
     schema: SchemaRef,
 ) -> Result<RecordBatch, ArrowError> {
     let batches: Vec<&ReceivedBatch> = batches.into_iter().collect();
-    let mut rows = Rows::with_capacity(batches.iter().map(|b| b.batch.body.records.len()).sum());
+    let frequent = crate::table::frequent_keys(&schema);
+    let mut rows = Rows::with_capacity(batches.iter().map(|b| b.batch.body.records.len()).sum(), &frequent);
     for b in batches {
         rows.append(&b.batch, b.received_ns)?;
     }
@@ -376,6 +449,57 @@ mod tests {
                 ("1970-01-02".to_owned(), vec![day_two, format!("m{}", day + 2)]),
             ]
         );
+    }
+
+    fn batch(records: Vec<Vec<(&str, &str)>>) -> DecodedBatch {
+        use sluice_proto::batch::{BatchBody, BatchHeader, Record};
+        let records: Vec<Record> = records
+            .into_iter()
+            .enumerate()
+            .map(|(i, fields)| Record {
+                time_ns: i as i64,
+                fields: fields.into_iter().map(|(k, v)| field(k, v)).collect(),
+                ..Record::default()
+            })
+            .collect();
+        let header = BatchHeader { record_count: records.len() as u32, ..BatchHeader::default() };
+        DecodedBatch {
+            id: sluice_ingest::batch::BatchId(1),
+            header,
+            body: BatchBody { groups: vec![RecordGroup::default()], records },
+        }
+    }
+
+    #[test]
+    fn frequent_fields_are_those_half_the_records_carry_with_plain_names() {
+        let sample = batch(vec![
+            vec![("status", "200"), ("path", "/"), ("bad key", "x"), ("Status", "1")],
+            vec![("status", "404"), ("bad key", "y"), ("Status", "2")],
+            vec![("status", "500"), ("rare", "z")],
+        ]);
+        assert_eq!(frequent_keys([&sample]), ["status"], "no spaces, no second `status` in another case");
+        let even = batch(vec![vec![("a", "1")], vec![("b", "2")]]);
+        assert_eq!(frequent_keys([&even]), ["a", "b"], "half is enough");
+        assert!(frequent_keys(std::iter::empty()).is_empty());
+    }
+
+    #[test]
+    fn frequent_fields_get_columns_and_the_others_stay_in_the_map() {
+        use deltalake::arrow::array::{AsArray, MapArray};
+        let frequent = vec!["status".to_owned()];
+        let schema = Arc::new(crate::table::arrow_schema(&frequent).unwrap());
+        let rows = batch(vec![
+            vec![("status", "200"), ("path", "/a")],
+            vec![("path", "/b")],
+            vec![("status", "1"), ("status", "2")],
+        ]);
+        let out = to_record_batch([&ReceivedBatch { batch: rows, received_ns: 0 }], schema).unwrap();
+        let status = out.column_by_name("frequent").unwrap().as_struct().column(0).as_string::<i32>().clone();
+        assert_eq!(status.iter().collect::<Vec<_>>(), [Some("200"), None, Some("2")]);
+        let fields = out.column_by_name("fields").unwrap().as_any().downcast_ref::<MapArray>().unwrap().clone();
+        assert_eq!(fields.value(0).column(1).as_string::<i32>().value(0), "/a");
+        assert_eq!(fields.value(1).column(1).as_string::<i32>().value(0), "/b");
+        assert!(fields.is_null(2), "a log whose fields all have columns has no map");
     }
 
     #[test]

@@ -46,6 +46,11 @@ def main():
         for key in ("fields", "tags"):
             if row.get(key) is not None:
                 row[key] = [list(kv) for kv in row[key]]
+        # Fields the table keeps as columns of their own are fields all the same.
+        frequent = row.pop("frequent", None) or {}
+        kept = [[k, v] for k, v in frequent.items() if v is not None]
+        if kept:
+            row["fields"] = kept + (row.get("fields") or [])
     out["rows"] = rows
     if args.inspect:
         files = []

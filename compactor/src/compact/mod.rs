@@ -28,7 +28,7 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 
-use crate::records::{Rows, TimeOrder};
+use crate::records::{Rows, TimeOrder, frequent_keys};
 use crate::storage::Storage;
 use crate::table::{self, FileSettings, PARTITION_COLUMN};
 use plan::{Pending, plan};
@@ -241,7 +241,13 @@ pub async fn compact_logstore(
     if pending.is_empty() {
         return Ok(Summary::default());
     }
-    let mut table = table::open_or_create(storage, project, logstore).await?;
+    let mut table = match table::open(storage, project, logstore).await? {
+        Some(table) => table,
+        None => {
+            let frequent = sample_frequent_keys(store, &pending).await?;
+            table::open_or_create(storage, project, logstore, &frequent).await?
+        }
+    };
     // Each round plans what is left; a commit that conflicts with another compactor's
     // (the same batches) sends the run back here with the winner's commit in view.
     let mut rounds = 0;
@@ -277,6 +283,34 @@ pub async fn compact_logstore(
     Ok(summary)
 }
 
+/// Raw batch bytes sampled to choose a new table's frequent fields.
+const SAMPLE_BYTES: u64 = 16 << 20;
+
+/// A new table's frequent fields, from the batches received first (up to
+/// [`SAMPLE_BYTES`]).
+async fn sample_frequent_keys(store: &dyn ObjectStore, pending: &[Pending]) -> Result<Vec<String>, CompactError> {
+    let mut oldest: Vec<&Pending> = pending.iter().collect();
+    oldest.sort_by_key(|p| (p.received_ns, p.key.id));
+    let mut sampled = 0;
+    let mut batches = Vec::new();
+    for p in oldest.into_iter().take_while(|p| {
+        sampled += p.size;
+        sampled - p.size < SAMPLE_BYTES
+    }) {
+        let path = Path::parse(p.key.to_string()).map_err(object_store::Error::from)?;
+        let bytes = match store.get(&path).await {
+            Ok(got) => got.bytes().await?,
+            Err(object_store::Error::NotFound { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        // An unreadable batch is quarantined by the run itself.
+        if let Ok(batch) = batch::decode(&bytes, 1 << 30) {
+            batches.push(batch);
+        }
+    }
+    Ok(frequent_keys(&batches))
+}
+
 async fn compact_group(
     storage: &Storage,
     table: &mut DeltaTable,
@@ -303,10 +337,10 @@ async fn compact_group(
     read.sort_by_key(|(p, _)| (p.received_ns, p.key.id));
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let schema = RecordBatchWriter::for_table(table)?.arrow_schema();
+    let properties = table::writer_properties(options.files, &table::frequent_keys(&schema));
     let mut tasks = Vec::new();
     for chunk in chunks(read, cores, options.min_bytes_per_writer) {
-        let writer =
-            RecordBatchWriter::for_table(table)?.with_writer_properties(table::writer_properties(options.files));
+        let writer = RecordBatchWriter::for_table(table)?.with_writer_properties(properties.clone());
         let (schema, row_group_rows, runtime) = (schema.clone(), options.files.row_group_rows, Handle::current());
         tasks.push(tokio::task::spawn_blocking(move || {
             let built = build(chunk, schema)?;
@@ -395,7 +429,8 @@ const PIECE_ROWS: usize = 64 * 1024;
 /// dropped as soon as its rows are appended), then orders all rows by time.
 fn build(chunk: Vec<(Pending, Bytes)>, schema: SchemaRef) -> Result<Built, CompactError> {
     let mut pieces = Vec::new();
-    let mut rows = Rows::with_capacity(PIECE_ROWS);
+    let frequent = table::frequent_keys(&schema);
+    let mut rows = Rows::with_capacity(PIECE_ROWS, &frequent);
     let (mut decoded, mut unreadable) = (Vec::new(), Vec::new());
     for (p, bytes) in chunk {
         match batch::decode(&bytes, 1 << 30) {
@@ -406,7 +441,7 @@ fn build(chunk: Vec<(Pending, Bytes)>, schema: SchemaRef) -> Result<Built, Compa
             Err(e) => unreadable.push((p, e.to_string())),
         }
         if rows.len() >= PIECE_ROWS {
-            let full = std::mem::replace(&mut rows, Rows::with_capacity(PIECE_ROWS));
+            let full = std::mem::replace(&mut rows, Rows::with_capacity(PIECE_ROWS, &frequent));
             pieces.push(full.finish(schema.clone())?);
         }
     }
@@ -416,14 +451,19 @@ fn build(chunk: Vec<(Pending, Bytes)>, schema: SchemaRef) -> Result<Built, Compa
     Ok(Built { rows: TimeOrder::new(pieces)?, decoded, unreadable })
 }
 
-/// Writes rows in time order, a row group at a time, with one writer; the files' Add
-/// actions. Files within a partition are sorted by time.
+/// Rows copied into time order at a time: a quarter of a default row group, so that the
+/// copies stay below the sizes an allocator hands back to the kernel at once.
+const RUN_ROWS: usize = 32 * 1024;
+
+/// Writes rows in time order, [`RUN_ROWS`] at a time, with one writer (which cuts row
+/// groups of `row_group_rows`); the files' Add actions. Files within a partition are
+/// sorted by time.
 async fn write_sorted(
     mut writer: RecordBatchWriter,
     rows: &TimeOrder,
-    max_rows: usize,
+    row_group_rows: usize,
 ) -> Result<Vec<Add>, CompactError> {
-    for range in rows.runs(max_rows) {
+    for range in rows.runs(RUN_ROWS.min(row_group_rows)) {
         let (date, run) = rows.run(range)?;
         let partition = IndexMap::from([(PARTITION_COLUMN.to_owned(), Scalar::String(date))]);
         writer.write_partition(run, &partition, WriteMode::Default).await?;

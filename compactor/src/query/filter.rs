@@ -1,20 +1,21 @@
 //! The search part of an SLS query as a DataFusion filter over the table's columns.
 //!
 //! A key names a column when the table has one (the promoted `level`, `message`,
-//! `trace_id`, `span_id`, and the Proliferate columns), a field of the `fields` map
-//! otherwise; `__topic__`, `__source__` and `__tag__:name` name the topic, source and tags.
+//! `trace_id`, `span_id`, and the Proliferate columns), a column of the `frequent` struct
+//! when the table keeps that field as a column, a field of the `fields` map otherwise; `__topic__`, `__source__` and `__tag__:name` name the topic, source and tags.
 //! Id-like keys (`trace_id`, `span_id`, ...) compare for equality, so that Parquet bloom
 //! filters and statistics prune; text compares by SLS tokens (see [`super::text`]).
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
 use datafusion::execution::FunctionRegistry;
-use datafusion::functions::expr_fn::{coalesce, lower};
+use datafusion::functions::expr_fn::{coalesce, get_field, lower};
 use datafusion::logical_expr::{Expr, ScalarUDF, cast, not};
 use datafusion::prelude::{col, lit};
 use std::sync::Arc;
 
 use super::syntax::{Compare, Key, Search, Term};
+use crate::table::FREQUENT_COLUMN;
 
 /// SLS contents that the table keeps in their own columns (see ingest's `PROMOTED_KEYS`).
 pub const PROMOTED: [&str; 4] = ["level", "message", "trace_id", "span_id"];
@@ -39,11 +40,18 @@ pub struct Functions {
     text: Arc<ScalarUDF>,
     map_text: Arc<ScalarUDF>,
     field: Arc<ScalarUDF>,
+    /// The fields the table keeps in columns of its own (under `frequent`).
+    pub frequent: Vec<String>,
 }
 
 impl Functions {
     pub fn new(ctx: &datafusion::prelude::SessionContext) -> datafusion::common::Result<Self> {
-        Ok(Self { text: ctx.udf("sls_text")?, map_text: ctx.udf("sls_map_text")?, field: ctx.udf("sls_field")? })
+        Ok(Self {
+            text: ctx.udf("sls_text")?,
+            map_text: ctx.udf("sls_map_text")?,
+            field: ctx.udf("sls_field")?,
+            frequent: Vec::new(),
+        })
     }
 
     /// Whether a text expression matches a term.
@@ -61,9 +69,20 @@ impl Functions {
         self.map_text.call(vec![map, lit(t), lit(mode)])
     }
 
+    /// A field's value: its column under `frequent` if the table has one, else
     /// `fields[key]`, or null.
     pub fn field(&self, key: &str) -> Expr {
-        self.field.call(vec![col("fields"), lit(key)])
+        if self.frequent.iter().any(|k| k == key) {
+            get_field(col(FREQUENT_COLUMN), key)
+        } else {
+            self.field.call(vec![col("fields"), lit(key)])
+        }
+    }
+
+    /// Whether any field's value matches a term.
+    fn any_field_text(&self, term: &Term) -> Expr {
+        let in_map = self.map_text(col("fields"), term);
+        if self.frequent.is_empty() { in_map } else { in_map.or(self.map_text(col(FREQUENT_COLUMN), term)) }
     }
 
     /// `tags[key]`, or null.
@@ -102,7 +121,7 @@ impl Functions {
     pub fn filter(&self, search: &Search) -> Expr {
         match search {
             Search::All => lit(true),
-            Search::Text(term) => self.text(col("message"), term).or(self.map_text(col("fields"), term)),
+            Search::Text(term) => self.text(col("message"), term).or(self.any_field_text(term)),
             Search::Field(key, term) => self.field_filter(key, term),
             Search::Compare(key, op, n) => {
                 let value = self.number(key);

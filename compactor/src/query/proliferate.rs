@@ -149,21 +149,13 @@ pub fn render(batch: &RecordBatch, row: usize) -> Value {
         })
         .unwrap_or_default();
     let mut attributes = Map::new();
-    if let Some(map) = batch.column_by_name("fields").and_then(|c| c.as_map_opt().cloned()).filter(|m| m.is_valid(row))
-    {
-        let entries = map.value(row);
-        for i in 0..entries.len() {
-            let (Some(key), value) = (text(entries.column(0).as_ref(), i), text(entries.column(1).as_ref(), i)) else {
-                continue;
-            };
-            let value = value.unwrap_or_default();
-            let value = if json_keys.contains(&key) {
-                serde_json::from_str(&value).unwrap_or(Value::String(value))
-            } else {
-                Value::String(value)
-            };
-            attributes.insert(key, value);
-        }
+    for (key, value) in super::sls::field_entries(batch, row) {
+        let value = if json_keys.contains(&key) {
+            serde_json::from_str(&value).unwrap_or(Value::String(value))
+        } else {
+            Value::String(value)
+        };
+        attributes.insert(key, value);
     }
     let batch_id = string("batch_id");
     let id = match (&batch_id, int(batch, "position", row)) {

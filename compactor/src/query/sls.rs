@@ -255,15 +255,30 @@ fn map_entries(array: &dyn Array, row: usize) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A row's fields: those in the table's own columns (`frequent`), then the map's.
+pub fn field_entries(batch: &RecordBatch, row: usize) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let frequent = batch.column_by_name(crate::table::FREQUENT_COLUMN).and_then(|c| c.as_struct_opt());
+    if let Some(columns) = frequent.filter(|c| c.is_valid(row)) {
+        for (field, column) in columns.fields().iter().zip(columns.columns()) {
+            if let Some(value) = string_at(column.as_ref(), row) {
+                out.push((field.name().clone(), value));
+            }
+        }
+    }
+    if let Some(fields) = batch.column_by_name("fields") {
+        out.extend(map_entries(fields.as_ref(), row));
+    }
+    out
+}
+
 /// One row as SLS shows a log: its fields and columns by name, `__time__`,
 /// `__time_ns_part__`, `__topic__`, `__source__` and `__tag__:{key}`.
 pub fn sls_log(batch: &RecordBatch, row: usize) -> Result<Map<String, Value>, QueryError> {
     let column = |name: &str| batch.column_by_name(name);
     let mut out = Map::new();
-    if let Some(fields) = column("fields") {
-        for (k, v) in map_entries(fields.as_ref(), row) {
-            out.entry(k).or_insert(Value::String(v));
-        }
+    for (k, v) in field_entries(batch, row) {
+        out.entry(k).or_insert(Value::String(v));
     }
     for name in SHOWN_COLUMNS {
         if let Some(value) = column(name).and_then(|c| string_at(c.as_ref(), row)) {

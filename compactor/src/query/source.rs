@@ -93,7 +93,7 @@ impl Source {
     ) -> Result<Self, QueryError> {
         let pending = list_pending(storage.store.as_ref(), project, logstore).await?;
         let ctx = session();
-        let functions = Functions::new(&ctx)?;
+        let mut functions = Functions::new(&ctx)?;
         let log = Path::parse(format!("{}/_delta_log", table_prefix(project, logstore)))
             .map_err(object_store::Error::from)?;
         let table_exists = storage.store.list(Some(&log)).next().await.transpose()?.is_some();
@@ -142,13 +142,16 @@ impl Source {
         }
         let schema = match schema {
             Some(s) => s,
-            None => Arc::new(crate::table::arrow_schema()?),
+            None => Arc::new(crate::table::arrow_schema(&[])?),
         };
+        let frequent = table::frequent_keys(&schema);
         let mut raw_rows = 0;
         let raw_batches = fresh.len();
         if !fresh.is_empty() {
-            let rows =
-                conform(&to_record_batch(fresh.iter().map(Arc::as_ref), Arc::new(table::arrow_schema()?))?, &schema)?;
+            let rows = conform(
+                &to_record_batch(fresh.iter().map(Arc::as_ref), Arc::new(table::arrow_schema(&frequent)?))?,
+                &schema,
+            )?;
             raw_rows = rows.num_rows();
             ctx.register_table("fresh", Arc::new(MemTable::try_new(schema.clone(), vec![vec![rows]])?))?;
         }
@@ -167,6 +170,7 @@ impl Source {
                 ctx.register_table("logs", Arc::new(MemTable::try_new(schema, vec![vec![]])?))?;
             }
         }
+        functions.frequent = frequent;
         Ok(Self { ctx, functions, raw_batches, raw_rows, version, scanned: Scanned::default() })
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! - `sls_text(text, term, mode)`: whether a string matches a term (`mode`: `word`,
 //!   `phrase` or `pattern`; see [`super::text`]);
-//! - `sls_map_text(map, term, mode)`: whether any value of a map matches;
+//! - `sls_map_text(values, term, mode)`: whether any value of a map, or any column of a
+//!   struct of strings, matches;
 //! - `sls_field(map, key)`: a map's value for a key, or null.
 //!
 //! Strings are matched a whole Arrow buffer at a time (see [`Needle::match_rows`]).
@@ -92,7 +93,17 @@ impl ScalarUDFImpl for TextMatch {
         let needle = needle(&literal(&args.args[1], "term")?, &literal(&args.args[2], "match mode")?)?;
         let array = args.args[0].to_array(args.number_rows)?;
         let mut hits = Vec::new();
-        let result = if self.name == "sls_map_text" {
+        let result = if let Some(columns) = array.as_struct_opt().filter(|_| self.name == "sls_map_text") {
+            let mut any = vec![false; columns.len()];
+            for column in columns.columns() {
+                match_strings(&strings(column)?, &needle, &mut hits);
+                any.iter_mut().zip(&hits).for_each(|(a, h)| *a |= *h);
+            }
+            if let Some(nulls) = columns.nulls() {
+                any.iter_mut().enumerate().for_each(|(i, a)| *a &= nulls.is_valid(i));
+            }
+            BooleanArray::from(any)
+        } else if self.name == "sls_map_text" {
             let Some(map) = array.as_any().downcast_ref::<MapArray>() else {
                 return exec_err!("sls_map_text needs a map, found {}", array.data_type());
             };
