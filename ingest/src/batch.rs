@@ -231,24 +231,37 @@ fn split(bytes: &[u8]) -> Result<Parts<'_>, BatchError> {
 
 /// Reads a raw batch: checksum, header and records. `limit` caps the uncompressed body.
 pub fn decode(bytes: &[u8], limit: usize) -> Result<DecodedBatch, BatchError> {
+    let mut out = DecodedBatch { id: BatchId(0), header: BatchHeader::default(), body: BatchBody::default() };
+    decode_into(bytes, limit, &mut out, &mut Vec::new())?;
+    Ok(out)
+}
+
+/// [`decode`] into a batch and a decompression buffer that are used again from one raw
+/// batch to the next: their vectors keep their capacity, so that reading many batches
+/// does not allocate (and fault in) megabytes for each.
+pub fn decode_into(bytes: &[u8], limit: usize, out: &mut DecodedBatch, raw: &mut Vec<u8>) -> Result<(), BatchError> {
     let Parts { id, header, stored, body_len } = split(bytes)?;
     if body_len > limit {
         return Err(BatchError::TooLarge { declared: body_len, limit });
     }
-    let mut raw = vec![0u8; body_len];
-    let written = lz4_flex::block::decompress_into(stored, &mut raw).map_err(|e| BatchError::Corrupt(e.to_string()))?;
+    raw.clear();
+    raw.resize(body_len, 0);
+    let written = lz4_flex::block::decompress_into(stored, raw).map_err(|e| BatchError::Corrupt(e.to_string()))?;
     if written != body_len {
         return Err(BatchError::Corrupt(format!("body is {written} bytes, header says {body_len}")));
     }
-    let body = BatchBody::decode(&raw[..]).map_err(|e| BatchError::Corrupt(e.to_string()))?;
-    if body.records.len() != header.record_count as usize {
+    out.body.clear();
+    out.body.merge(&raw[..]).map_err(|e| BatchError::Corrupt(e.to_string()))?;
+    if out.body.records.len() != header.record_count as usize {
         return Err(BatchError::Corrupt(format!(
             "body holds {} records, header says {}",
-            body.records.len(),
+            out.body.records.len(),
             header.record_count
         )));
     }
-    Ok(DecodedBatch { id, header, body })
+    out.id = id;
+    out.header = header;
+    Ok(())
 }
 
 #[cfg(test)]

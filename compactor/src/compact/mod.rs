@@ -21,8 +21,9 @@ use futures::{StreamExt, TryStreamExt};
 use indexmap::IndexMap;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
-use sluice_ingest::batch::{self, BatchId};
+use sluice_ingest::batch::{self, BatchId, DecodedBatch};
 use sluice_ingest::layout::{RAW_ROOT, RawBatchKey, decode_segment};
+use sluice_proto::batch::{BatchBody, BatchHeader};
 use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -425,16 +426,19 @@ struct Built {
 /// decoded batch and a huge half-grown column at once.
 const PIECE_ROWS: usize = 64 * 1024;
 
-/// Decodes a chunk's batches one at a time into pieces of rows (a decoded batch is
-/// dropped as soon as its rows are appended), then orders all rows by time.
+/// Decodes a chunk's batches one at a time into pieces of rows, then orders all rows by
+/// time.
 fn build(chunk: Vec<(Pending, Bytes)>, schema: SchemaRef) -> Result<Built, CompactError> {
     let mut pieces = Vec::new();
     let frequent = table::frequent_keys(&schema);
     let mut rows = Rows::with_capacity(PIECE_ROWS, &frequent);
     let (mut decoded, mut unreadable) = (Vec::new(), Vec::new());
+    // One decoded batch and one decompression buffer, used again for every batch.
+    let mut batch = DecodedBatch { id: BatchId(0), header: BatchHeader::default(), body: BatchBody::default() };
+    let mut raw = Vec::new();
     for (p, bytes) in chunk {
-        match batch::decode(&bytes, 1 << 30) {
-            Ok(batch) => {
+        match batch::decode_into(&bytes, 1 << 30, &mut batch, &mut raw) {
+            Ok(()) => {
                 rows.append(&batch, p.received_ns)?;
                 decoded.push(p);
             }
