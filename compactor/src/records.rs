@@ -4,7 +4,7 @@
 use deltalake::arrow::array::builder::{
     Int32Builder, Int64Builder, ListBuilder, MapBuilder, MapFieldNames, StringBuilder,
 };
-use deltalake::arrow::array::{Array, ArrayBuilder, ArrayRef, Int64Array, RecordBatch, StructArray};
+use deltalake::arrow::array::{Array, ArrayBuilder, ArrayRef, AsArray, Int64Array, RecordBatch, StructArray};
 use deltalake::arrow::compute::interleave;
 use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::arrow::datatypes::{DataType, Field as ArrowField};
@@ -13,6 +13,8 @@ use sluice_ingest::batch::DecodedBatch;
 use sluice_ingest::layout::partition_date;
 use sluice_proto::batch::{Field, Product, RecordGroup};
 use std::sync::Arc;
+
+use crate::table::FREQUENT_COLUMN;
 
 const NANOS_PER_DAY: i64 = 86_400 * 1_000_000_000;
 
@@ -32,11 +34,6 @@ pub fn product_name(product: i32) -> &'static str {
         Ok(Product::Proliferate) => "proliferate",
         _ => "unknown",
     }
-}
-
-fn map_builder() -> MapBuilder<StringBuilder, StringBuilder> {
-    let names = MapFieldNames { entry: "key_value".into(), key: "key".into(), value: "value".into() };
-    MapBuilder::new(Some(names), StringBuilder::new(), StringBuilder::new())
 }
 
 fn text(value: &[u8]) -> std::borrow::Cow<'_, str> {
@@ -96,6 +93,42 @@ fn append_map(builder: &mut MapBuilder<StringBuilder, StringBuilder>, fields: &[
     }
 }
 
+/// Text bytes (and map entries) per column of a built piece of rows, by column path.
+#[derive(Clone, Debug, Default)]
+pub struct Sizes(std::collections::HashMap<String, usize>);
+
+impl Sizes {
+    pub fn of(batch: &RecordBatch) -> Self {
+        let mut sizes = std::collections::HashMap::new();
+        let text = |array: &ArrayRef| array.as_string_opt::<i32>().map(|s| s.value_data().len());
+        for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+            let name = field.name();
+            if let Some(bytes) = text(column) {
+                sizes.insert(name.clone(), bytes);
+            } else if let Some(map) = column.as_map_opt() {
+                sizes.insert(format!("{name}.entries"), map.entries().len());
+                sizes.insert(format!("{name}.key"), text(map.keys()).unwrap_or(0));
+                sizes.insert(format!("{name}.value"), text(map.values()).unwrap_or(0));
+            } else if let Some(columns) = column.as_struct_opt() {
+                for (child, array) in columns.fields().iter().zip(columns.columns()) {
+                    sizes.insert(format!("{name}.{}", child.name()), text(array).unwrap_or(0));
+                }
+            }
+        }
+        Self(sizes)
+    }
+
+    /// Bytes for a text column of `rows` rows: as much as it had, and an eighth more; or
+    /// 8 per row when it is not known.
+    fn bytes(&self, name: &str, rows: usize) -> usize {
+        self.0.get(name).map_or(rows * 8, |b| b + b / 8)
+    }
+
+    fn entries(&self, name: &str, rows: usize) -> usize {
+        self.0.get(&format!("{name}.entries")).map_or(rows * 4, |n| n + n / 8)
+    }
+}
+
 /// Rows of the table schema, built one raw batch at a time (a decoded batch can be
 /// dropped as soon as it is appended).
 pub struct Rows {
@@ -115,38 +148,48 @@ impl std::fmt::Debug for Rows {
 }
 
 impl Rows {
-    /// Room for about `rows` rows of a table with these frequent fields.
-    pub fn with_capacity(rows: usize, frequent: &[String]) -> Self {
-        let strings = || StringBuilder::with_capacity(rows, rows * 8);
+    /// Room for about `rows` rows of a table with these frequent fields, text columns
+    /// sized like `like` (a piece built before; growing a column by doubling would touch
+    /// its memory twice).
+    pub fn with_capacity(rows: usize, frequent: &[String], like: &Sizes) -> Self {
+        let strings = |name: &str| StringBuilder::with_capacity(rows, like.bytes(name, rows));
+        let map = |name: &str| {
+            let names = MapFieldNames { entry: "key_value".into(), key: "key".into(), value: "value".into() };
+            let entries = like.entries(name, rows);
+            let keys = StringBuilder::with_capacity(entries, like.bytes(&format!("{name}.key"), entries));
+            let values = StringBuilder::with_capacity(entries, like.bytes(&format!("{name}.value"), entries));
+            MapBuilder::with_capacity(Some(names), keys, values, rows)
+        };
         let c = Columns {
-            date: strings(),
+            date: strings("date"),
             time_ns: Int64Builder::with_capacity(rows),
             received_ns: Int64Builder::with_capacity(rows),
-            batch_id: strings(),
+            batch_id: strings("batch_id"),
             position: Int32Builder::with_capacity(rows),
-            product: strings(),
-            topic: strings(),
-            source: strings(),
-            tags: map_builder(),
-            environment: strings(),
-            release: strings(),
-            level: strings(),
-            message: strings(),
-            template: strings(),
-            trace_id: strings(),
-            span_id: strings(),
-            user_id: strings(),
-            user_email: strings(),
-            account_id: strings(),
-            account_name: strings(),
-            logger_name: strings(),
-            file_path: strings(),
+            product: strings("product"),
+            topic: strings("topic"),
+            source: strings("source"),
+            tags: map("tags"),
+            environment: strings("environment"),
+            release: strings("release"),
+            level: strings("level"),
+            message: strings("message"),
+            template: strings("template"),
+            trace_id: strings("trace_id"),
+            span_id: strings("span_id"),
+            user_id: strings("user_id"),
+            user_email: strings("user_email"),
+            account_id: strings("account_id"),
+            account_name: strings("account_name"),
+            logger_name: strings("logger_name"),
+            file_path: strings("file_path"),
             line_number: Int32Builder::with_capacity(rows),
-            function_name: strings(),
-            fields: map_builder(),
+            function_name: strings("function_name"),
+            fields: map("fields"),
             json_keys: ListBuilder::new(StringBuilder::new()),
         };
-        let frequent: Vec<(String, StringBuilder)> = frequent.iter().map(|k| (k.clone(), strings())).collect();
+        let frequent: Vec<(String, StringBuilder)> =
+            frequent.iter().map(|k| (k.clone(), strings(&format!("{FREQUENT_COLUMN}.{k}")))).collect();
         Self { c, set: vec![false; frequent.len()], frequent, day: None }
     }
 
@@ -335,7 +378,8 @@ pub fn to_record_batch<'a>(
 ) -> Result<RecordBatch, ArrowError> {
     let batches: Vec<&ReceivedBatch> = batches.into_iter().collect();
     let frequent = crate::table::frequent_keys(&schema);
-    let mut rows = Rows::with_capacity(batches.iter().map(|b| b.batch.body.records.len()).sum(), &frequent);
+    let count = batches.iter().map(|b| b.batch.body.records.len()).sum();
+    let mut rows = Rows::with_capacity(count, &frequent, &Sizes::default());
     for b in batches {
         rows.append(&b.batch, b.received_ns)?;
     }

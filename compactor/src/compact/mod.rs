@@ -29,7 +29,7 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 
-use crate::records::{Rows, TimeOrder, frequent_keys};
+use crate::records::{Rows, Sizes, TimeOrder, frequent_keys};
 use crate::storage::Storage;
 use crate::table::{self, FileSettings, PARTITION_COLUMN};
 use plan::{Pending, plan};
@@ -431,7 +431,7 @@ const PIECE_ROWS: usize = 64 * 1024;
 fn build(chunk: Vec<(Pending, Bytes)>, schema: SchemaRef) -> Result<Built, CompactError> {
     let mut pieces = Vec::new();
     let frequent = table::frequent_keys(&schema);
-    let mut rows = Rows::with_capacity(PIECE_ROWS, &frequent);
+    let mut rows = Rows::with_capacity(PIECE_ROWS, &frequent, &Sizes::default());
     let (mut decoded, mut unreadable) = (Vec::new(), Vec::new());
     // One decoded batch and one decompression buffer, used again for every batch.
     let mut batch = DecodedBatch { id: BatchId(0), header: BatchHeader::default(), body: BatchBody::default() };
@@ -445,8 +445,12 @@ fn build(chunk: Vec<(Pending, Bytes)>, schema: SchemaRef) -> Result<Built, Compa
             Err(e) => unreadable.push((p, e.to_string())),
         }
         if rows.len() >= PIECE_ROWS {
-            let full = std::mem::replace(&mut rows, Rows::with_capacity(PIECE_ROWS, &frequent));
-            pieces.push(full.finish(schema.clone())?);
+            let full = std::mem::replace(&mut rows, Rows::with_capacity(0, &frequent, &Sizes::default()));
+            let piece = full.finish(schema.clone())?;
+            // The next piece's columns sized like this one's (pieces differ by at most a
+            // batch's records, within the room `Sizes` adds).
+            rows = Rows::with_capacity(PIECE_ROWS + PIECE_ROWS / 8, &frequent, &Sizes::of(&piece));
+            pieces.push(piece);
         }
     }
     if !rows.is_empty() {
