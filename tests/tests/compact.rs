@@ -10,28 +10,17 @@ use serde::Deserialize;
 use serde_json::Value;
 use sluice_ingest::config::DEMO_PROLIFERATE_KEY;
 use sluice_tests::garage::{BUCKET, Garage, REGION};
+use sluice_tests::workerd::DEMO_CONFIG;
 use sluice_tests::{SentLog, Server, http, put_logs, run_python, sluice_bin};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
 
-const DEMO_KEYS: &str = r#"
-[[sls.access_keys]]
-id = "sluice-demo"
-secret = "sluice-demo-secret"
-[[lts.tokens]]
-token = "sluice-demo-token"
-[[proliferate.keys]]
-key = "pk_sluice_demo"
-project = "demo"
-"#;
-
 /// A configuration with the demo keys, no background compaction, `compaction` lines
 /// added to `[compaction]`, and `extra` tables.
 fn write_config(dir: &Path, compaction: &str, extra: &str) -> String {
     let path = dir.join("sluice.toml");
-    std::fs::write(&path, format!("open = true\n[compaction]\ninterval_secs = 0\n{compaction}\n{DEMO_KEYS}{extra}"))
-        .unwrap();
+    std::fs::write(&path, format!("{DEMO_CONFIG}[compaction]\ninterval_secs = 0\n{compaction}\n{extra}")).unwrap();
     path.display().to_string()
 }
 

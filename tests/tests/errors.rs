@@ -7,6 +7,7 @@
 use serde_json::Value;
 use sluice_ingest::config::{DEMO_LTS_TOKEN, DEMO_PROLIFERATE_KEY};
 use sluice_tests::cases::{self, CLOSED_CONFIG, ERROR_CASE_LIMITS, Put, Target, send_put};
+use sluice_tests::workerd::DEMO_CONFIG;
 use sluice_tests::{Server, http, raw_batches};
 use std::io::Write;
 use std::path::Path;
@@ -17,22 +18,10 @@ fn config_file(dir: &Path, text: &str) -> String {
     path.display().to_string()
 }
 
-const DEMO_OPEN: &str = r#"
-open = true
-[[sls.access_keys]]
-id = "sluice-demo"
-secret = "sluice-demo-secret"
-[[lts.tokens]]
-token = "sluice-demo-token"
-[[proliferate.keys]]
-key = "pk_sluice_demo"
-project = "demo"
-"#;
-
 #[test]
 fn every_error_of_every_product() {
     let dir = tempfile::tempdir().unwrap();
-    let config = config_file(dir.path(), &format!("{DEMO_OPEN}{ERROR_CASE_LIMITS}"));
+    let config = config_file(dir.path(), &format!("{DEMO_CONFIG}{ERROR_CASE_LIMITS}"));
     let server = Server::start(&dir.path().join("data"), &["--config", &config]);
     cases::sls_errors(&server);
     cases::proliferate_errors(&server);
@@ -79,7 +68,7 @@ fn storage_failures_answer_retryable_errors_and_store_nothing() {
 #[test]
 fn a_busy_server_answers_server_busy() {
     let dir = tempfile::tempdir().unwrap();
-    let config = config_file(dir.path(), &format!("{DEMO_OPEN}\n[server]\nmax_concurrent_requests = 1\n"));
+    let config = config_file(dir.path(), &format!("{DEMO_CONFIG}\n[server]\nmax_concurrent_requests = 1\n"));
     let server = Server::start(&dir.path().join("data"), &["--config", &config]);
     // Hold the only slot: headers sent, body still on its way.
     let mut slow = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();

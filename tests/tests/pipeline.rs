@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use sluice_ingest::config::{DEMO_LTS_TOKEN, DEMO_PROLIFERATE_KEY};
 use sluice_loggen::{Generator, Kind, Line, lts_body, proliferate_batch};
 use sluice_tests::garage::{Garage, REGION};
-use sluice_tests::workerd::{Worker, WorkerStorage};
+use sluice_tests::workerd::{DEMO_CONFIG, Worker, WorkerStorage};
 use sluice_tests::{Server, http, put_logs, run_python, sluice_bin};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -20,23 +20,12 @@ use std::process::Command;
 
 /// What the worker and `sluice serve` both read: the demo credentials, and LTS stream
 /// `p1/g1/s1` going to logstore `demo/lts`.
-const INGEST: &str = r#"
-open = true
-[[sls.access_keys]]
-id = "sluice-demo"
-secret = "sluice-demo-secret"
-[[lts.tokens]]
-token = "sluice-demo-token"
-[[lts.streams]]
-project_id = "p1"
-group_id = "g1"
-stream_id = "s1"
-project = "demo"
-logstore = "lts"
-[[proliferate.keys]]
-key = "pk_sluice_demo"
-project = "demo"
-"#;
+fn ingest_config() -> String {
+    format!(
+        "{DEMO_CONFIG}[[lts.streams]]\nproject_id = \"p1\"\ngroup_id = \"g1\"\nstream_id = \"s1\"\n\
+         project = \"demo\"\nlogstore = \"lts\"\n"
+    )
+}
 
 /// Everything sent, as each API should give it back.
 #[derive(Default)]
@@ -59,13 +48,14 @@ struct Pipeline {
 impl Pipeline {
     fn start() -> Self {
         let garage = Garage::start();
-        let worker = Worker::start_with(WorkerStorage::S3(&garage), INGEST, &[]);
+        let ingest = ingest_config();
+        let worker = Worker::start_with(WorkerStorage::S3(&garage), &ingest, &[]);
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("sluice.toml");
         std::fs::write(
             &config,
             format!(
-                "{INGEST}\n[compaction]\ninterval_secs = 0\n[storage]\nendpoint = \"{}\"\nregion = \"{REGION}\"\n\
+                "{ingest}\n[compaction]\ninterval_secs = 0\n[storage]\nendpoint = \"{}\"\nregion = \"{REGION}\"\n\
                  access_key_id = \"{}\"\nsecret_access_key = \"{}\"\n",
                 garage.endpoint(),
                 garage.key_id,
@@ -131,6 +121,17 @@ fn time_ns(log: &Value) -> i64 {
 }
 
 /// Checks every API's answer against what was sent.
+/// A Proliferate query API answer, with the demo key.
+fn proliferate_get(server: &Server, path: &str) -> Value {
+    http()
+        .get(server.url(path))
+        .header("authorization", format!("Bearer {DEMO_PROLIFERATE_KEY}"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap()
+}
+
 fn check(server: &Server, expected: &Expected, start: i64, end: i64) {
     let (port, from, to) = (server.port.to_string(), start.to_string(), end.to_string());
     let range = ["--port", &port, "--from", &from, "--to", &to];
@@ -181,14 +182,7 @@ fn check(server: &Server, expected: &Expected, start: i64, end: i64) {
     // Proliferate search: every log, newest first, with its fields and attributes.
     let mut found = Vec::new();
     loop {
-        let url = server.url(&format!("/api/v1/projects/demo/logs?limit=1000&offset={}", found.len()));
-        let page: Value = http()
-            .get(url)
-            .header("authorization", format!("Bearer {DEMO_PROLIFERATE_KEY}"))
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
+        let page = proliferate_get(server, &format!("/api/v1/projects/demo/logs?limit=1000&offset={}", found.len()));
         assert_eq!(page["total"].as_u64().unwrap() as usize, expected.proliferate.len());
         found.extend(page["logs"].as_array().unwrap().iter().cloned());
         if page["has_more"] != true {
@@ -224,14 +218,7 @@ fn check(server: &Server, expected: &Expected, start: i64, end: i64) {
     // The logs leading up to an error: its trace within five minutes, oldest first.
     let error =
         want.iter().zip(&found).find(|(l, _)| l.level == "error").or_else(|| want.iter().zip(&found).next()).unwrap();
-    let url = server.url(&format!("/api/v1/events/{}/logs", error.1["id"].as_str().unwrap()));
-    let related: Value = http()
-        .get(url)
-        .header("authorization", format!("Bearer {DEMO_PROLIFERATE_KEY}"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let related = proliferate_get(server, &format!("/api/v1/events/{}/logs", error.1["id"].as_str().unwrap()));
     let mut trace: Vec<&Line> = expected
         .proliferate
         .iter()

@@ -11,11 +11,9 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::datasource::MemTable;
 use datafusion::execution::context::SessionContext;
 use datafusion::prelude::SessionConfig;
-use futures::StreamExt;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use sluice_ingest::batch::{self, BatchId};
-use sluice_ingest::layout::table_prefix;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -94,14 +92,11 @@ impl Source {
         let pending = list_pending(storage.store.as_ref(), project, logstore).await?;
         let ctx = session();
         let mut functions = Functions::new(&ctx)?;
-        let log = Path::parse(format!("{}/_delta_log", table_prefix(project, logstore)))
-            .map_err(object_store::Error::from)?;
-        let table_exists = storage.store.list(Some(&log)).next().await.transpose()?.is_some();
+        let table = table::open(storage, project, logstore).await?;
+        let table_exists = table.is_some();
         let (mut schema, mut version, mut consumed): (Option<SchemaRef>, Option<u64>, Arc<HashSet<BatchId>>) =
             (None, None, Arc::default());
-        if table_exists {
-            let mut delta = table::unloaded(storage, project, logstore)?;
-            delta.load().await?;
+        if let Some(delta) = table {
             version = delta.version();
             delta.update_datafusion_session(&ctx.state())?;
             let provider = delta.table_provider().with_session(Arc::new(ctx.state())).await?;
