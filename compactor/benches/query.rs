@@ -196,13 +196,22 @@ fn cases(meta: &Meta, frequent: &[String]) -> Vec<Case> {
 /// the logs found, or the SQL rows as strings.
 fn sluice_answer(rt: &tokio::runtime::Runtime, storage: &Storage, cache: &Cache, case: &Case) -> (Value, ScanStats) {
     let (from, to) = case.range;
-    let range = Range::new(from, 0, to, 0);
+    let range = Range::new(from, 0, to, 0).expect("a range in the bench's days");
+    let limits = sluice_compactor::query::QueryLimits::default();
     let query = syntax::parse(&case.sls).unwrap();
     rt.block_on(async {
-        let source =
-            Source::open(storage, PROJECT, LOGSTORE, range.from_ns, range.to_ns, Duration::from_secs(86_400), cache)
-                .await
-                .unwrap();
+        let source = Source::open(
+            storage,
+            PROJECT,
+            LOGSTORE,
+            range.from_ns,
+            range.to_ns,
+            Duration::from_secs(86_400),
+            cache,
+            &limits,
+        )
+        .await
+        .unwrap();
         let answer = if case.histogram {
             let buckets = sls::histogram(&source, range, from, to, None, &query).await.unwrap();
             let counts: BTreeMap<String, u64> =
@@ -278,7 +287,16 @@ fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build().unwrap();
     let cache = Cache::default();
     let frequent = rt
-        .block_on(Source::open(&storage, PROJECT, LOGSTORE, 0, 1, Duration::from_secs(86_400), &cache))
+        .block_on(Source::open(
+            &storage,
+            PROJECT,
+            LOGSTORE,
+            0,
+            1,
+            Duration::from_secs(86_400),
+            &cache,
+            &sluice_compactor::query::QueryLimits::default(),
+        ))
         .unwrap()
         .functions
         .frequent;

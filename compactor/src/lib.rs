@@ -13,6 +13,7 @@
 //!   search, over the Delta table and the raw batches not compacted yet.
 
 pub mod compact;
+pub mod durable;
 pub mod maintenance;
 pub mod query;
 pub mod records;

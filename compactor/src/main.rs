@@ -84,13 +84,29 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    let command = cli.command.unwrap_or(Command::Serve(ServeArgs::default()));
+    // Queries get threads of their own, so that they never delay ingest.
+    let queries = match &command {
+        Command::Serve(_) => match server::query_runtime() {
+            Ok(queries) => Some(queries),
+            Err(e) => {
+                eprintln!("error: cannot start the query runtime: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        },
+        Command::Compact(_) => None,
+    };
+    let query_handle = queries.as_ref().map(|q| q.handle().clone());
     let result = runtime.block_on(async {
-        match cli.command {
-            Some(Command::Serve(args)) => serve(args).await,
-            Some(Command::Compact(args)) => compact(args).await,
-            None => serve(ServeArgs::default()).await,
+        match (command, query_handle) {
+            (Command::Serve(args), Some(queries)) => serve(args, queries).await,
+            (Command::Compact(args), _) => compact(args).await,
+            (Command::Serve(_), None) => Err(anyhow::anyhow!("no query runtime")),
         }
     });
+    if let Some(queries) = queries {
+        queries.shutdown_background();
+    }
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -130,6 +146,7 @@ async fn compact(args: CompactArgs) -> anyhow::Result<()> {
     };
     let storage = storage::open(&location(args.data.as_ref(), &settings), &settings.storage)?;
     storage::check(&storage).await?;
+    storage::remove_stale_staging(&storage);
     let mut options = settings.compaction.options();
     options.fail_at = args.fail_at;
     if !storage::honours_conditional_writes(storage.store.as_ref()).await? {
@@ -157,7 +174,7 @@ async fn compact(args: CompactArgs) -> anyhow::Result<()> {
     let seconds = started.elapsed().as_secs_f64();
     let rate = summary.bytes_in as f64 / 1e6 / seconds.max(1e-9);
     println!("sluice: compacted {summary} in {seconds:.2} s ({rate:.1} MB/s)");
-    let maintained = maintain_all(&storage, &settings).await?;
+    let (maintained, maintenance_failed) = maintain_all(&storage, &settings).await?;
     if maintained != MaintenanceSummary::default() {
         println!(
             "sluice: merged {} small files in {} partitions, expired {} files, vacuumed {} files",
@@ -172,23 +189,44 @@ async fn compact(args: CompactArgs) -> anyhow::Result<()> {
         seconds,
         "compaction finished"
     );
+    let failed: Vec<String> = summary
+        .failed
+        .iter()
+        .map(|f| format!("compacting {f}"))
+        .chain(maintenance_failed.iter().map(|f| format!("maintaining {f}")))
+        .collect();
+    if !failed.is_empty() {
+        anyhow::bail!("some logstores failed (the others are done):\n  {}", failed.join("\n  "));
+    }
     Ok(())
 }
 
-/// Merges small files, applies retention and vacuums every table.
-async fn maintain_all(storage: &storage::Storage, settings: &Settings) -> Result<MaintenanceSummary, CompactError> {
+/// Merges small files, applies retention and vacuums every table; a table that fails
+/// is reported (with the others done) rather than stopping the rest.
+async fn maintain_all(
+    storage: &storage::Storage,
+    settings: &Settings,
+) -> Result<(MaintenanceSummary, Vec<compact::Failed>), CompactError> {
     let options = settings.compaction.maintenance();
     let now = server::now_ns();
     let mut total = MaintenanceSummary::default();
+    let mut failed = Vec::new();
     for (project, logstore) in maintenance::logstores_with_tables(storage).await? {
         let retention = settings.ingest.logstore(&project, &logstore).and_then(|l| l.retention_days);
-        let done = maintenance::maintain(storage, &project, &logstore, retention, &options, now).await?;
-        total.merged_files += done.merged_files;
-        total.merges += done.merges;
-        total.expired_files += done.expired_files;
-        total.vacuumed_files += done.vacuumed_files;
+        match maintenance::maintain(storage, &project, &logstore, retention, &options, now).await {
+            Ok(done) => {
+                total.merged_files += done.merged_files;
+                total.merges += done.merges;
+                total.expired_files += done.expired_files;
+                total.vacuumed_files += done.vacuumed_files;
+            }
+            Err(error) => {
+                tracing::error!(project, logstore, %error, "maintaining this table failed; going on with the others");
+                failed.push(compact::Failed { project, logstore, error: error.to_string() });
+            }
+        }
     }
-    Ok(total)
+    Ok((total, failed))
 }
 
 /// Compacts every `interval`, and maintains the tables every `maintenance_interval`, for
@@ -203,7 +241,7 @@ async fn compact_in_background(storage: storage::Storage, settings: Settings) {
     loop {
         ticker.tick().await;
         match compact::compact_all(&storage, &options, &compact::Quiet).await {
-            Ok(summary) if summary.batches > 0 || summary.already_compacted > 0 => {
+            Ok(summary) if summary.batches > 0 || summary.already_compacted > 0 || !summary.failed.is_empty() => {
                 tracing::info!(%summary, "background compaction")
             }
             Ok(_) => {}
@@ -214,11 +252,12 @@ async fn compact_in_background(storage: storage::Storage, settings: Settings) {
             if let Err(error) = maintain_all(&storage, &settings).await {
                 tracing::warn!(%error, "table maintenance failed; retrying later");
             }
+            storage::remove_stale_staging(&storage);
         }
     }
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+async fn serve(args: ServeArgs, queries: tokio::runtime::Handle) -> anyhow::Result<()> {
     let settings = match &args.config {
         Some(path) => Settings::load(path)?,
         None => Settings::development(),
@@ -245,13 +284,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if settings.compaction.interval_secs > 0 {
         tokio::spawn(compact_in_background(storage.clone(), settings.clone()));
     }
-    let state = Arc::new(AppState::new(
-        Arc::new(settings.ingest.clone()),
-        storage.clone(),
-        settings.server.max_concurrent_requests,
-        std::time::Duration::from_secs(settings.server.query_deadline_secs),
-        std::time::Duration::from_secs(settings.compaction.lookback_hours * 3600),
-    ));
+    storage::remove_stale_staging(&storage);
+    let state = Arc::new(AppState::new(&settings, storage.clone(), queries));
     if settings.source.is_none() {
         println!("sluice: development setup (any project and logstore), demo credentials:");
         println!("  SLS          AccessKeyId {DEMO_SLS_ACCESS_KEY_ID}  AccessKeySecret {DEMO_SLS_ACCESS_KEY_SECRET}");
@@ -261,7 +295,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     println!("sluice: storing raw batches in {}", storage.description);
     println!("sluice: listening on http://{local}");
     tracing::info!(%local, storage = storage.description, "serving");
-    axum::serve(listener, server::router(state)).with_graceful_shutdown(shutdown()).await?;
+    server::serve(listener, server::router(state), &settings.server, shutdown()).await;
     Ok(())
 }
 

@@ -19,8 +19,8 @@ use deltalake::{DeltaTable, DeltaTableError};
 use futures::StreamExt;
 use indexmap::IndexMap;
 use object_store::ObjectStoreExt;
-use sluice_ingest::layout::{TABLES_ROOT, partition_date};
-use std::collections::BTreeMap;
+use sluice_ingest::layout::{Partition, TABLES_ROOT};
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::compact::CompactError;
 use crate::storage::Storage;
@@ -79,12 +79,22 @@ pub async fn maintain(
     let Some(mut table) = table::open(storage, project, logstore).await? else { return Ok(summary) };
 
     if let Some(days) = retention_days {
-        let cutoff = partition_date(now_ns - i64::from(days) * 86_400 * 1_000_000_000);
-        let before = table.snapshot()?.log_data().num_files();
-        let (deleted, _metrics) =
-            table.clone().delete().with_predicate(format!("{PARTITION_COLUMN} < '{cutoff}'")).await?;
-        table = deleted;
-        summary.expired_files = before.saturating_sub(table.snapshot()?.log_data().num_files());
+        // Partitions whose every log is older than the retention: a day, or a month or
+        // year of late arrivals once all of it has expired.
+        let cutoff = now_ns.saturating_sub(i64::from(days).saturating_mul(86_400 * 1_000_000_000));
+        let expired: Vec<String> = partitions(&table)
+            .await?
+            .into_iter()
+            .filter(|name| name.parse::<Partition>().is_ok_and(|p| p.ends_before(cutoff)))
+            .collect();
+        if !expired.is_empty() {
+            let before = table.snapshot()?.log_data().num_files();
+            let listed = expired.iter().map(|p| format!("'{p}'")).collect::<Vec<_>>().join(", ");
+            let (deleted, _metrics) =
+                table.clone().delete().with_predicate(format!("{PARTITION_COLUMN} IN ({listed})")).await?;
+            table = deleted;
+            summary.expired_files = before.saturating_sub(table.snapshot()?.log_data().num_files());
+        }
     }
 
     for date in partitions_to_merge(&table, options).await? {
@@ -101,6 +111,19 @@ pub async fn maintain(
         .await?;
     summary.vacuumed_files = metrics.files_deleted.len();
     Ok(summary)
+}
+
+/// The names of the partitions that hold files.
+async fn partitions(table: &DeltaTable) -> Result<BTreeSet<String>, DeltaTableError> {
+    let mut out = BTreeSet::new();
+    let snapshot = table.snapshot()?;
+    let mut files = snapshot.snapshot().file_views(table.log_store().as_ref(), None);
+    while let Some(file) = files.next().await {
+        if let Some(Some(name)) = file?.partition_values_map().get(PARTITION_COLUMN) {
+            out.insert(name.clone());
+        }
+    }
+    Ok(out)
 }
 
 /// Partitions with enough small files to merge.

@@ -10,13 +10,11 @@ use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::arrow::datatypes::{DataType, Field as ArrowField};
 use deltalake::arrow::error::ArrowError;
 use sluice_ingest::batch::DecodedBatch;
-use sluice_ingest::layout::partition_date;
+use sluice_ingest::layout::Partition;
 use sluice_proto::batch::{Field, Product, RecordGroup};
 use std::sync::Arc;
 
 use crate::table::FREQUENT_COLUMN;
-
-const NANOS_PER_DAY: i64 = 86_400 * 1_000_000_000;
 
 /// A raw batch read back, with the time its object was written (when the edge received
 /// the request).
@@ -137,8 +135,8 @@ pub struct Rows {
     frequent: Vec<(String, StringBuilder)>,
     /// Which frequent fields the current row has set.
     set: Vec<bool>,
-    /// The last partition date written, by its day number.
-    day: Option<(i64, String)>,
+    /// The last partition written, and its name.
+    partition: Option<(Partition, String)>,
 }
 
 impl std::fmt::Debug for Rows {
@@ -190,7 +188,7 @@ impl Rows {
         };
         let frequent: Vec<(String, StringBuilder)> =
             frequent.iter().map(|k| (k.clone(), strings(&format!("{FREQUENT_COLUMN}.{k}")))).collect();
-        Self { c, set: vec![false; frequent.len()], frequent, day: None }
+        Self { c, set: vec![false; frequent.len()], frequent, partition: None }
     }
 
     /// Rows so far.
@@ -210,14 +208,14 @@ impl Rows {
         for (position, r) in batch.body.records.iter().enumerate() {
             let group = batch.body.groups.get(r.group as usize).unwrap_or(&no_group);
             let c = &mut self.c;
-            // The partition date, formatted once per day seen in a row.
-            let day = r.time_ns.div_euclid(NANOS_PER_DAY);
-            match &self.day {
-                Some((d, date)) if *d == day => c.date.append_value(date),
+            // The partition, named once per partition seen in a row.
+            let partition = Partition::of(r.time_ns, received_ns);
+            match &self.partition {
+                Some((p, name)) if *p == partition => c.date.append_value(name),
                 _ => {
-                    let date = partition_date(r.time_ns);
-                    c.date.append_value(&date);
-                    self.day = Some((day, date));
+                    let name = partition.to_string();
+                    c.date.append_value(&name);
+                    self.partition = Some((partition, name));
                 }
             }
             c.time_ns.append_value(r.time_ns);
@@ -386,26 +384,35 @@ pub fn to_record_batch<'a>(
     rows.finish(schema)
 }
 
-/// The rows of several batches in time order, handed out in runs of consecutive rows
-/// that share a date partition (the partition date follows time, so time order is date
-/// order). Only the run being handed out is copied.
+/// The rows of several batches by partition, then in time order, handed out in runs of
+/// consecutive rows of one partition. Only the run being handed out is copied.
 #[derive(Debug)]
 pub struct TimeOrder {
     pieces: Vec<RecordBatch>,
-    /// (time, piece, row), sorted.
-    order: Vec<(i64, u32, u32)>,
+    /// (partition key, time, piece, row), sorted.
+    order: Vec<(i64, i64, u32, u32)>,
 }
 
 impl TimeOrder {
     pub fn new(pieces: Vec<RecordBatch>) -> Result<Self, ArrowError> {
         let mut order = Vec::with_capacity(pieces.iter().map(RecordBatch::num_rows).sum());
+        let int64 = |piece: &RecordBatch, name: &str| {
+            piece.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<Int64Array>()).cloned()
+        };
         for (p, piece) in pieces.iter().enumerate() {
-            let times = piece
-                .column_by_name("time_ns")
-                .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
-                .ok_or_else(|| ArrowError::SchemaError("no Int64 time_ns column".into()))?;
+            let times =
+                int64(piece, "time_ns").ok_or_else(|| ArrowError::SchemaError("no Int64 time_ns column".into()))?;
+            // Without a receive time, a log is as recent as its time: its day.
+            let received = int64(piece, "received_ns").unwrap_or_else(|| times.clone());
             let p = u32::try_from(p).map_err(|_| ArrowError::ComputeError("too many pieces".into()))?;
-            order.extend(times.values().iter().enumerate().map(|(row, t)| (*t, p, row as u32)));
+            order.extend(
+                times
+                    .values()
+                    .iter()
+                    .zip(received.values())
+                    .enumerate()
+                    .map(|(row, (t, r))| (Partition::of(*t, *r).key(), *t, p, row as u32)),
+            );
         }
         order.sort_unstable();
         Ok(Self { pieces, order })
@@ -419,13 +426,14 @@ impl TimeOrder {
         self.order.is_empty()
     }
 
-    /// Where the runs start and end: at most `max_rows` rows each, never across a date.
+    /// Where the runs start and end: at most `max_rows` rows each, never across a
+    /// partition.
     pub fn runs(&self, max_rows: usize) -> Vec<std::ops::Range<usize>> {
         let mut out = Vec::new();
         let mut start = 0;
         for i in 1..=self.order.len() {
-            let day = |i: usize| self.order[i].0.div_euclid(NANOS_PER_DAY);
-            if i == self.order.len() || i - start == max_rows.max(1) || day(i) != day(start) {
+            let partition = |i: usize| self.order[i].0;
+            if i == self.order.len() || i - start == max_rows.max(1) || partition(i) != partition(start) {
                 out.push(start..i);
                 start = i;
             }
@@ -433,20 +441,20 @@ impl TimeOrder {
         out
     }
 
-    /// One run's rows (from [`TimeOrder::runs`]) as a batch, with its partition date.
+    /// One run's rows (from [`TimeOrder::runs`]) as a batch, with its partition's name.
     pub fn run(&self, range: std::ops::Range<usize>) -> Result<(String, RecordBatch), ArrowError> {
         let schema =
             self.pieces.first().map(RecordBatch::schema).ok_or_else(|| ArrowError::ComputeError("no rows".into()))?;
         let indices: Vec<(usize, usize)> =
-            self.order[range.clone()].iter().map(|(_, p, row)| (*p as usize, *row as usize)).collect();
+            self.order[range.clone()].iter().map(|(_, _, p, row)| (*p as usize, *row as usize)).collect();
         let columns = (0..schema.fields().len())
             .map(|c| {
                 let arrays: Vec<&dyn Array> = self.pieces.iter().map(|p| p.column(c).as_ref()).collect();
                 interleave(&arrays, &indices)
             })
             .collect::<Result<Vec<_>, ArrowError>>()?;
-        let date = partition_date(self.order[range.start].0);
-        Ok((date, RecordBatch::try_new(schema, columns)?))
+        let partition = Partition::from_key(self.order[range.start].0).to_string();
+        Ok((partition, RecordBatch::try_new(schema, columns)?))
     }
 }
 
@@ -454,6 +462,8 @@ impl TimeOrder {
 mod tests {
     use super::*;
     use deltalake::arrow::array::StringArray;
+
+    const NANOS_PER_DAY: i64 = 86_400 * 1_000_000_000;
 
     fn field(key: &str, value: &str) -> Field {
         Field { key: key.into(), value: value.as_bytes().to_vec(), ..Field::default() }

@@ -34,17 +34,94 @@ pub const DEFAULT_DATA_DIR: &str = "./data";
 #[serde(deny_unknown_fields, default)]
 pub struct ServerSettings {
     pub listen: Option<SocketAddr>,
-    /// Requests handled at once; more are answered with the product's "busy" error.
+    /// Requests handled at once (ingest and queries, once their body has arrived); more
+    /// are answered with the product's "busy" error.
     pub max_concurrent_requests: usize,
     /// How long a query request waits for its result before answering `Incomplete`
-    /// (the query goes on; the client's next identical call gets it). 0 answers at once
-    /// with what is ready.
+    /// (the query goes on, within its budget; the client's next identical call gets it).
+    /// 0 answers at once with what is ready.
     pub query_deadline_secs: u64,
+    /// Open connections at most; more wait to be accepted.
+    pub max_connections: usize,
+    /// A client must send its request headers within this time.
+    pub header_timeout_secs: u64,
+    /// A request body must arrive at `min_body_bytes_per_sec` or faster, measured over
+    /// windows of this many seconds; a slower client gets `408` and is disconnected.
+    pub body_timeout_secs: u64,
+    pub min_body_bytes_per_sec: u64,
+    /// Request body bytes held at once while bodies arrive; beyond it, requests are
+    /// answered with the product's "busy" error.
+    pub max_body_buffer_mb: u64,
 }
 
 impl Default for ServerSettings {
     fn default() -> Self {
-        Self { listen: None, max_concurrent_requests: 256, query_deadline_secs: 20 }
+        Self {
+            listen: None,
+            max_concurrent_requests: 256,
+            query_deadline_secs: 20,
+            max_connections: 4096,
+            header_timeout_secs: 10,
+            body_timeout_secs: 10,
+            min_body_bytes_per_sec: 1024,
+            max_body_buffer_mb: 1024,
+        }
+    }
+}
+
+/// The `[query]` table: what queries may use.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuerySettings {
+    /// A query running longer is cancelled (and its client told so).
+    pub timeout_secs: u64,
+    /// Memory one query's operators may hold (sorts, joins, aggregates, one function
+    /// call's result at a quarter of it). Nothing spills to disk.
+    pub memory_mb: u64,
+    /// Queries running at once on this server, and for one credential.
+    pub max_concurrent: usize,
+    pub max_concurrent_per_credential: usize,
+    /// Largest `LIMIT` of the SQL part (without one: 100 rows, as SLS).
+    pub max_result_rows: u64,
+    /// Largest answer, in MB of Arrow data.
+    pub max_result_mb: u64,
+    /// Most values one `generate_series`/`range` may produce.
+    pub max_series: u64,
+    /// Longest query text, in bytes.
+    pub max_query_bytes: usize,
+}
+
+impl Default for QuerySettings {
+    fn default() -> Self {
+        let limits = crate::query::QueryLimits::default();
+        Self {
+            timeout_secs: limits.timeout.as_secs(),
+            memory_mb: (limits.memory_bytes >> 20) as u64,
+            max_concurrent: 8,
+            max_concurrent_per_credential: 4,
+            max_result_rows: limits.sql.max_rows,
+            max_result_mb: (limits.max_result_bytes >> 20) as u64,
+            max_series: limits.sql.max_series,
+            max_query_bytes: limits.max_query_bytes,
+        }
+    }
+}
+
+impl QuerySettings {
+    pub fn limits(&self) -> crate::query::QueryLimits {
+        let defaults = crate::query::QueryLimits::default();
+        crate::query::QueryLimits {
+            timeout: std::time::Duration::from_secs(self.timeout_secs.max(1)),
+            memory_bytes: usize::try_from(self.memory_mb.max(16) << 20).unwrap_or(usize::MAX),
+            max_query_bytes: self.max_query_bytes.max(64),
+            max_result_bytes: usize::try_from(self.max_result_mb.max(1) << 20).unwrap_or(usize::MAX),
+            sql: crate::query::sql::SqlLimits {
+                max_rows: self.max_result_rows.max(1),
+                max_series: self.max_series,
+                ..defaults.sql
+            },
+            ..defaults
+        }
     }
 }
 
@@ -123,6 +200,7 @@ impl CompactionSettings {
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub server: ServerSettings,
+    pub query: QuerySettings,
     pub storage: StorageSettings,
     pub compaction: CompactionSettings,
     pub ingest: Config,
@@ -146,6 +224,7 @@ impl Settings {
     pub fn development() -> Self {
         Self {
             server: ServerSettings::default(),
+            query: QuerySettings::default(),
             storage: StorageSettings::default(),
             compaction: CompactionSettings::default(),
             ingest: Config::development(),
@@ -171,13 +250,15 @@ impl Settings {
             .try_into()
             .map_err(|e: toml::de::Error| invalid(format!("in [storage]: {}", e.message())))?;
         let storage = storage.resolve(&lookup).map_err(|e| invalid(format!("in [storage]: {e}")))?;
+        let query: QuerySettings =
+            take("query").try_into().map_err(|e: toml::de::Error| invalid(format!("in [query]: {}", e.message())))?;
         let compaction: CompactionSettings = take("compaction")
             .try_into()
             .map_err(|e: toml::de::Error| invalid(format!("in [compaction]: {}", e.message())))?;
         let ingest: Config =
             toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| invalid(e.message().to_owned()))?;
         let ingest = ingest.resolve(lookup).map_err(|e| invalid(e.to_string()))?;
-        Ok(Self { server, storage, compaction, ingest, source: Some(path.to_owned()) })
+        Ok(Self { server, query, storage, compaction, ingest, source: Some(path.to_owned()) })
     }
 }
 

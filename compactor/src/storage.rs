@@ -1,6 +1,7 @@
 //! Opens the object store a URL names:
 //!
-//! - a local directory: `file:///path` or a plain path;
+//! - a local directory: `file:///path` or a plain path, whose writes are synced to disk
+//!   before they return ([`crate::durable`]);
 //! - any S3 API: `s3://bucket/prefix`, with endpoint, region, path-style addressing and
 //!   credentials from the `[storage]` table or the standard AWS environment variables
 //!   (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT_URL`...);
@@ -9,7 +10,6 @@
 
 use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
-use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::prefix::PrefixStore;
 use serde::Deserialize;
@@ -147,6 +147,24 @@ pub struct Storage {
     pub url: url::Url,
     /// For logs.
     pub description: String,
+    /// The directory, for a local store.
+    pub local: Option<std::path::PathBuf>,
+}
+
+/// Staging files this old are left over from a killed process, not being written.
+const STALE_STAGING: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Deletes the staging files a killed process left in a local store (see
+/// [`crate::durable::remove_stale_staging`]); nothing to do for other stores.
+pub fn remove_stale_staging(storage: &Storage) {
+    if let Some(root) = storage.local.clone() {
+        tokio::task::spawn_blocking(move || {
+            let removed = crate::durable::remove_stale_staging(&root, STALE_STAGING);
+            if removed > 0 {
+                tracing::info!(removed, "removed staging files left by an interrupted write");
+            }
+        });
+    }
 }
 
 /// Opens the store for `location`, with the `[storage]` table for S3 details.
@@ -154,7 +172,7 @@ pub fn open(location: &str, settings: &StorageSettings) -> Result<Storage, Stora
     if location == "memory://" || location == "memory:///" {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
         let url = url::Url::parse("memory:///").map_err(|e| invalid_url(location, e))?;
-        return Ok(Storage { store: store.clone(), root: store, url, description: "memory".into() });
+        return Ok(Storage { store: store.clone(), root: store, url, description: "memory".into(), local: None });
     }
     if location.starts_with("s3://") {
         return open_s3(location, settings);
@@ -178,10 +196,13 @@ pub fn open(location: &str, settings: &StorageSettings) -> Result<Storage, Stora
     // remove each other's probe.
     let probe = path.join(format!(".sluice-write-check-{}", std::process::id()));
     std::fs::write(&probe, b"ok").and_then(|()| std::fs::remove_file(&probe)).map_err(directory)?;
-    let store = LocalFileSystem::new_with_prefix(&path).map_err(|e| directory(std::io::Error::other(e)))?;
+    let store = crate::durable::Durable::new(path.clone(), Arc::new(crate::durable::fsync))
+        .map_err(|e| directory(std::io::Error::other(e)))?;
+    let root = crate::durable::Durable::new(std::path::PathBuf::from("/"), Arc::new(crate::durable::fsync))
+        .map_err(|e| directory(std::io::Error::other(e)))?;
     let url = url::Url::from_directory_path(&path)
         .map_err(|()| StorageError::InvalidUrl { url: location.to_owned(), message: "not an absolute path".into() })?;
-    Ok(Storage { store: Arc::new(store), root: Arc::new(LocalFileSystem::new()), description: url.to_string(), url })
+    Ok(Storage { store: Arc::new(store), root: Arc::new(root), description: url.to_string(), url, local: Some(path) })
 }
 
 fn invalid_url(url: &str, e: impl std::fmt::Display) -> StorageError {
@@ -227,7 +248,7 @@ fn open_s3(location: &str, settings: &StorageSettings) -> Result<Storage, Storag
         if prefix.is_empty() { s3.clone() } else { Arc::new(PrefixStore::new(s3.clone(), prefix)) };
     let url = if prefix.is_empty() { format!("s3://{bucket}/") } else { format!("s3://{bucket}/{prefix}/") };
     let url = url::Url::parse(&url).map_err(|e| invalid_url(location, e))?;
-    Ok(Storage { store, root: s3, url, description: location.to_owned() })
+    Ok(Storage { store, root: s3, url, description: location.to_owned(), local: None })
 }
 
 /// Whether the store refuses to overwrite an object written with `PutMode::Create` (the

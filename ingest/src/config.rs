@@ -66,11 +66,28 @@ pub struct LogstoreConfig {
     pub field_types: std::collections::BTreeMap<String, String>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SlsConfig {
     #[serde(default)]
     pub access_keys: Vec<AccessKey>,
+    /// The region this endpoint answers for: a V4 signature's credential scope must
+    /// name it (an SDK configured with `region="cn-hangzhou"` signs for `cn-hangzhou`).
+    #[serde(default = "default_sls_region")]
+    pub region: String,
+}
+
+/// The region V4 signatures must name when the configuration does not say.
+pub const DEFAULT_SLS_REGION: &str = "cn-hangzhou";
+
+fn default_sls_region() -> String {
+    DEFAULT_SLS_REGION.to_owned()
+}
+
+impl Default for SlsConfig {
+    fn default() -> Self {
+        Self { access_keys: Vec::new(), region: default_sls_region() }
+    }
 }
 
 /// An SLS access key pair.
@@ -240,6 +257,7 @@ impl Config {
                     secret: Secret::Value(DEMO_SLS_ACCESS_KEY_SECRET.to_owned()),
                     projects: Vec::new(),
                 }],
+                region: default_sls_region(),
             },
             lts: LtsConfig {
                 tokens: vec![LtsToken { token: Secret::Value(DEMO_LTS_TOKEN.to_owned()), project_ids: Vec::new() }],
@@ -372,7 +390,9 @@ impl Config {
             .map(|mb| mb * 1024.0 * 1024.0)
     }
 
-    /// Where an LTS stream's logs go.
+    /// Where an LTS stream's logs go. Unmapped streams (open mode) go to logstore
+    /// `{group}.{stream}`; a group id with a `.` is refused there, so that no two streams
+    /// share a logstore (`a.b` + `c` and `a` + `b.c` would both be `a.b.c`).
     pub fn lts_target(&self, project_id: &str, group_id: &str, stream_id: &str) -> Result<Target, IngestError> {
         if let Some(s) = self
             .lts
@@ -382,7 +402,7 @@ impl Config {
         {
             return self.target(&s.project, &s.logstore);
         }
-        if !self.open {
+        if !self.open || group_id.contains('.') {
             return Err(IngestError::LogStoreNotExist(format!("{group_id}/{stream_id}")));
         }
         self.target(project_id, &format!("{group_id}.{stream_id}"))
@@ -435,6 +455,9 @@ mod tests {
         assert!(open.target("..", "goes").is_err());
         assert!(open.target("a/b", "goes").is_err());
         assert_eq!(open.lts_target("p", "g", "s").unwrap().logstore, "g.s");
+        // Regression: `a.b` + `c` and `a` + `b.c` both mapped to `a.b.c`.
+        assert_eq!(open.lts_target("p", "a", "b.c").unwrap().logstore, "a.b.c");
+        assert!(open.lts_target("p", "a.b", "c").is_err());
     }
 
     #[test]

@@ -47,6 +47,10 @@ pub enum ErrorCode {
     Forbidden,
     /// The thing asked for does not exist (a Proliferate event).
     NotFound,
+    /// The client sent its request too slowly.
+    RequestTimeout,
+    /// Too many queries at once, for the server or for one credential.
+    ExceedQuota,
 }
 
 /// Why a request was refused. Messages are lowercase and say what to fix.
@@ -91,6 +95,10 @@ pub enum IngestError {
     AccessDenied { key_id: String, project: String },
     #[error("the request signature does not match the signature computed with the access key")]
     SignatureNotMatch,
+    #[error(
+        "the signature's credential scope names region {region:?}, but this endpoint is region {expected:?} ([sls] region)"
+    )]
+    WrongRegion { region: String, expected: String },
     #[error("content-md5 {declared:?} does not match the body's md5 {actual}")]
     ContentMd5Mismatch { declared: String, actual: String },
     #[error("x-log-content-sha256 does not match the body")]
@@ -145,6 +153,12 @@ pub enum IngestError {
     NotFound(String),
     #[error("the query failed: {0}")]
     QueryFailed(String),
+    #[error(
+        "the request body arrived slower than {min_bytes_per_sec} bytes per second, the least this server waits for"
+    )]
+    BodyTooSlow { min_bytes_per_sec: u64 },
+    #[error("{0}")]
+    QueryBusy(String),
 }
 
 impl IngestError {
@@ -171,7 +185,7 @@ impl IngestError {
             | Self::InvalidToken
             | Self::TokenDenied(_) => C::Unauthorized,
             Self::MissAccessKeyId => C::MissAccessKeyId,
-            Self::SignatureNotMatch => C::SignatureNotMatch,
+            Self::SignatureNotMatch | Self::WrongRegion { .. } => C::SignatureNotMatch,
             Self::ContentMd5Mismatch { .. } | Self::ContentSha256Mismatch => C::PostBodyInvalid,
             Self::ProjectNotExist(_) => C::ProjectNotExist,
             Self::LogStoreNotExist(_) => C::LogStoreNotExist,
@@ -194,6 +208,8 @@ impl IngestError {
             Self::InvalidParameter { .. } => C::InvalidParameter,
             Self::Forbidden(_) => C::Forbidden,
             Self::NotFound(_) => C::NotFound,
+            Self::BodyTooSlow { .. } => C::RequestTimeout,
+            Self::QueryBusy(_) => C::ExceedQuota,
         }
     }
 }

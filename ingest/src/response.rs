@@ -67,6 +67,8 @@ pub fn sls_status(code: ErrorCode) -> (u16, &'static str) {
         C::InvalidParameter => (400, "ParameterInvalid"),
         C::Forbidden => (403, "Unauthorized"),
         C::NotFound => (404, "NotFound"),
+        C::RequestTimeout => (408, "RequestTimeout"),
+        C::ExceedQuota => (403, "ExceedQuota"),
     }
 }
 
@@ -79,6 +81,7 @@ pub fn lts_status(code: ErrorCode) -> (u16, &'static str) {
         C::LogStoreNotExist => (404, "LTS.0201"),
         C::InternalServerError => (500, "LTS.0010"),
         C::ServerBusy => (503, "LTS.0010"),
+        C::RequestTimeout => (408, "SVCSTG.ALS.200.201"),
         _ => (400, "SVCSTG.ALS.200.201"),
     }
 }
@@ -93,7 +96,8 @@ pub fn proliferate_status(code: ErrorCode) -> u16 {
         C::PostBodyTooLarge => 413,
         C::InvalidCompressType | C::InvalidContentType => 415,
         C::MissingContentLength => 411,
-        C::WriteQuotaExceed => 429,
+        C::WriteQuotaExceed | C::ExceedQuota => 429,
+        C::RequestTimeout => 408,
         C::InternalServerError | C::ServerBusy => 503,
         _ => 422,
     }

@@ -33,6 +33,12 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
+/// The day number of a calendar date, if it is one.
+pub fn date_days(year: i64, month: u32, day: u32) -> Option<i64> {
+    ((1..=12).contains(&month) && day >= 1 && day <= days_in_month(year, month))
+        .then(|| days_from_civil(year, month, day))
+}
+
 fn days_in_month(year: i64, month: u32) -> u32 {
     match month {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
@@ -185,6 +191,9 @@ pub fn format_rfc3339_millis(nanos: i64) -> String {
     format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
+/// The first second whose nanoseconds no longer fit an i64.
+const MAX_SECONDS_F64: f64 = 9_223_372_036.0;
+
 /// Parses a decimal number of seconds (`1736938200.123`, `1.7e9`) into nanoseconds,
 /// exactly for plain decimals with up to nine fractional digits.
 pub fn parse_decimal_seconds(s: &str) -> Option<i64> {
@@ -207,7 +216,9 @@ pub fn parse_decimal_seconds(s: &str) -> Option<i64> {
         whole.checked_mul(NANOS_PER_SEC)?.checked_add(frac_nanos)?
     } else {
         let value: f64 = digits_part.parse().ok()?;
-        if !value.is_finite() || value > 1e12 {
+        // Beyond what nanoseconds in an i64 hold (the year 2262) is not a time: refused,
+        // not saturated to the largest one.
+        if !value.is_finite() || value >= MAX_SECONDS_F64 {
             return None;
         }
         (value * 1e9).round() as i64
@@ -252,6 +263,12 @@ mod tests {
         assert_eq!(parse_decimal_seconds("1.7369382e9"), Some(1_736_938_200_000_000_000));
         assert_eq!(parse_decimal_seconds("abc"), None);
         assert_eq!(parse_decimal_seconds("1e300"), None);
+        // Regression: 1e12 seconds used to saturate to the largest time, where no search
+        // ever found it.
+        assert_eq!(parse_decimal_seconds("1e12"), None);
+        assert_eq!(parse_decimal_seconds("9223372037"), None);
+        assert_eq!(parse_decimal_seconds("9.3e9"), None);
+        assert_eq!(parse_decimal_seconds("9.2e9"), Some(9_200_000_000_000_000_000));
     }
 
     /// Found by the `text_parsers` fuzz target: a multi-byte character in `x-log-date`

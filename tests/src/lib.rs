@@ -105,6 +105,11 @@ impl Server {
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for Server {
@@ -249,4 +254,46 @@ pub fn put_logs(port: u16, start: i64, count: usize, requests: usize, extra: &[&
     let args = ["--port", &port, "--count", &count, "--requests", &requests, "--start", &start];
     let out = run_python("put_logs.py", &[&args[..], extra].concat());
     serde_json::from_str::<Sent>(&out).unwrap_or_else(|e| panic!("put_logs.py: {e}: {out}")).logs
+}
+
+/// A signed GetLogs (V1) over `[from, to)` seconds, as the SDKs send it, with access key
+/// `key` (id, secret): the status, the JSON body, and `x-log-progress`.
+pub fn get_logs_in(
+    port: u16,
+    key: (&str, &str),
+    project: &str,
+    (from, to): (i64, i64),
+    query: &str,
+) -> (u16, serde_json::Value, String) {
+    let path = "/logstores/app";
+    let pairs: Vec<(String, String)> = [
+        ("type", "log".to_owned()),
+        ("from", from.to_string()),
+        ("to", to.to_string()),
+        ("query", query.to_owned()),
+        ("line", "100".to_owned()),
+        ("offset", "0".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let mut headers: sluice_ingest::Headers = [("host", format!("{project}.localhost"))].into_iter().collect();
+    sluice_ingest::auth::sls::Signer { key_id: key.0, secret: key.1 }.sign_v1(
+        "GET",
+        path,
+        &pairs,
+        &mut headers,
+        &[],
+        cases::now(),
+    );
+    let url = reqwest::Url::parse_with_params(&format!("http://127.0.0.1:{port}{path}"), &pairs).expect("a url");
+    let mut request = http().get(url);
+    for (k, v) in headers.iter() {
+        request = request.header(k, v);
+    }
+    let response = request.send().expect("sluice answers");
+    let status = response.status().as_u16();
+    let progress = response.headers().get("x-log-progress").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let text = response.text().expect("a body");
+    (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)), progress)
 }

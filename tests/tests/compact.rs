@@ -119,11 +119,11 @@ fn check_table(read: &Read, sent: &[SentLog]) {
     assert_eq!(read.partition_columns, ["date"]);
     assert_eq!(sls_rows(read), sent_rows(sent), "exactly the logs sent, once each");
     for row in &read.rows {
-        let time = row["time_ns"].as_i64().unwrap();
+        let (time, received) = (row["time_ns"].as_i64().unwrap(), row["received_ns"].as_i64().unwrap());
         assert_eq!(
             row["date"].as_str().unwrap(),
-            sluice_ingest::layout::partition_date(time),
-            "each log in its own date's partition"
+            sluice_ingest::layout::Partition::of(time, received).to_string(),
+            "each log in its own date's partition (or, arriving long after, its month's or year's)"
         );
         assert_eq!(row["topic"], "sdk");
         assert_eq!(row["source"], "10.0.0.1");
@@ -138,9 +138,11 @@ fn sdk_through_serve_to_garage_then_compact_read_by_python_deltalake() {
     let config = write_config(dir.path(), "", &garage_storage(&garage));
     let data = format!("s3://{BUCKET}/sluice");
     let server = Server::start(Path::new(&data), &["--config", &config]);
-    // Two dates, sent out of order: the later day first.
-    let mut sent = put_logs(server.port, 1_700_100_000, 40, 3, &[]);
-    sent.extend(put_logs(server.port, 1_700_000_000, 40, 2, &[]));
+    // Two dates, sent out of order: the later day first. Recent ones, so that each
+    // date gets a partition of its own (logs arriving a week late share their month's).
+    let today = sluice_tests::cases::now() - 3600;
+    let mut sent = put_logs(server.port, today, 40, 3, &[]);
+    sent.extend(put_logs(server.port, today - 86_400, 40, 2, &[]));
     assert_eq!(garage.objects("sluice/raw").len(), 5);
     let out = compact(&data, &config, &[]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

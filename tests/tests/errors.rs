@@ -5,11 +5,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::Value;
-use sluice_ingest::config::{DEMO_LTS_TOKEN, DEMO_PROLIFERATE_KEY};
+use sluice_ingest::config::{DEMO_LTS_TOKEN, DEMO_PROLIFERATE_KEY, DEMO_SLS_ACCESS_KEY_ID, DEMO_SLS_ACCESS_KEY_SECRET};
 use sluice_tests::cases::{self, CLOSED_CONFIG, ERROR_CASE_LIMITS, Put, Target, send_put};
 use sluice_tests::workerd::DEMO_CONFIG;
 use sluice_tests::{Server, http, raw_batches};
-use std::io::Write;
 use std::path::Path;
 
 fn config_file(dir: &Path, text: &str) -> String {
@@ -68,19 +67,32 @@ fn storage_failures_answer_retryable_errors_and_store_nothing() {
 #[test]
 fn a_busy_server_answers_server_busy() {
     let dir = tempfile::tempdir().unwrap();
-    let config = config_file(dir.path(), &format!("{DEMO_CONFIG}\n[server]\nmax_concurrent_requests = 1\n"));
+    let config = config_file(
+        dir.path(),
+        &format!("{DEMO_CONFIG}\n[server]\nmax_concurrent_requests = 1\nquery_deadline_secs = 2\n"),
+    );
     let server = Server::start(&dir.path().join("data"), &["--config", &config]);
-    // Hold the only slot: headers sent, body still on its way.
-    let mut slow = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-    write!(slow, "POST /api/v1/logs/batch HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{{").unwrap();
-    slow.flush().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Hold the only slot with a request being handled: a query that waits its deadline.
+    // (A request whose body is still arriving holds no slot: see security.rs.)
+    let port = server.port;
+    let slow = std::thread::spawn(move || {
+        let bomb = "* | select count(*) from generate_series(1, 10000000) a, generate_series(1, 10000000) b";
+        let now = cases::now();
+        sluice_tests::get_logs_in(
+            port,
+            (DEMO_SLS_ACCESS_KEY_ID, DEMO_SLS_ACCESS_KEY_SECRET),
+            "demo",
+            (now - 60, now),
+            bomb,
+        )
+    });
+    std::thread::sleep(std::time::Duration::from_millis(700));
     let (status, body, _) = send_put(&server, Put::default());
     assert_eq!((status, body["errorCode"].as_str()), (503, Some("ServerBusy")), "{body}");
     server.assert_nothing_stored("ServerBusy");
     // Once the slow request ends, the slot is free again.
-    drop(slow);
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (status, _, progress) = slow.join().unwrap();
+    assert_eq!((status, progress.as_str()), (200, "Incomplete"));
     let (status, body, _) = send_put(&server, Put::default());
     assert_eq!(status, 200, "{body}");
 }

@@ -105,6 +105,22 @@ pub struct Summary {
     pub already_compacted: usize,
     /// Raw batches that could not be read and were moved to `quarantine/`.
     pub quarantined: usize,
+    /// Logstores whose compaction failed, and why; the others went on.
+    pub failed: Vec<Failed>,
+}
+
+/// A logstore whose compaction failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failed {
+    pub project: String,
+    pub logstore: String,
+    pub error: String,
+}
+
+impl fmt::Display for Failed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}: {}", self.project, self.logstore, self.error)
+    }
 }
 
 impl Summary {
@@ -117,6 +133,7 @@ impl Summary {
         self.commits += other.commits;
         self.already_compacted += other.already_compacted;
         self.quarantined += other.quarantined;
+        self.failed.extend(other.failed.iter().cloned());
     }
 }
 
@@ -167,6 +184,9 @@ impl fmt::Display for Summary {
         if self.quarantined > 0 {
             write!(f, ", {} quarantined", self.quarantined)?;
         }
+        if !self.failed.is_empty() {
+            write!(f, ", {} logstores failed", self.failed.len())?;
+        }
         Ok(())
     }
 }
@@ -196,7 +216,9 @@ pub async fn logstores_under(store: &dyn ObjectStore, root: &str) -> Result<Vec<
     Ok(out)
 }
 
-/// Compacts every logstore that has raw batches.
+/// Compacts every logstore that has raw batches. A logstore that fails (a broken
+/// table, a store error under its prefix) is logged and counted in
+/// [`Summary::failed`], and the others go on; only an injected crash stops the run.
 pub async fn compact_all(
     storage: &Storage,
     options: &CompactOptions,
@@ -204,8 +226,14 @@ pub async fn compact_all(
 ) -> Result<Summary, CompactError> {
     let mut total = Summary::default();
     for (project, logstore) in logstores_with_raw_batches(storage.store.as_ref()).await? {
-        let summary = compact_logstore(storage, &project, &logstore, options, progress).await?;
-        total.add(&summary);
+        match compact_logstore(storage, &project, &logstore, options, progress).await {
+            Ok(summary) => total.add(&summary),
+            Err(error @ CompactError::Injected(_)) => return Err(error),
+            Err(error) => {
+                tracing::error!(project, logstore, %error, "compacting this logstore failed; going on with the others");
+                total.failed.push(Failed { project, logstore, error: error.to_string() });
+            }
+        }
     }
     Ok(total)
 }

@@ -8,7 +8,7 @@ use datafusion::logical_expr::{Expr, SortExpr};
 use datafusion::prelude::{col, lit};
 use serde_json::{Map, Value};
 use sluice_ingest::batch::EventId;
-use sluice_ingest::layout::partition_date;
+use sluice_ingest::layout::{Partition, partition_date, partition_floor};
 use sluice_ingest::time::format_rfc3339_millis;
 
 use super::QueryError;
@@ -41,7 +41,7 @@ pub struct Page {
 fn time_filter(start_ns: Option<i64>, end_ns: Option<i64>) -> Expr {
     let mut filter = lit(true);
     if let Some(start) = start_ns {
-        filter = filter.and(col("time_ns").gt_eq(lit(start))).and(col("date").gt_eq(lit(partition_date(start))));
+        filter = filter.and(col("time_ns").gt_eq(lit(start))).and(col("date").gt_eq(lit(partition_floor(start))));
     }
     if let Some(end) = end_ns {
         filter = filter.and(col("time_ns").lt_eq(lit(end))).and(col("date").lt_eq(lit(partition_date(end))));
@@ -61,20 +61,23 @@ pub async fn search(source: &Source, params: &SearchParams) -> Result<Page, Quer
     if let Some(trace) = params.trace_id.as_deref().filter(|t| !t.is_empty()) {
         filter = filter.and(col("trace_id").eq(lit(trace)));
     }
-    let selected = source.ctx.table("logs").await?.filter(filter)?;
+    let selected = source.logs().filter(filter)?;
     let total = count_rows(source, selected.clone()).await?;
     let newest_first = |c: &str| SortExpr::new(col(c), false, false);
     let page = selected
         .sort(vec![newest_first("time_ns"), newest_first("batch_id"), newest_first("position")])?
         .limit(params.offset, Some(params.limit))?;
-    let batches = source.scanned.collect(page).await?;
+    let batches = source.scanned.collect(page, source.limits.max_result_bytes).await?;
     let logs = render_all(&batches);
     let has_more = (params.offset + logs.len()) as u64 > 0 && ((params.offset + logs.len()) as u64) < total;
     Ok(Page { logs, total, has_more })
 }
 
 async fn count_rows(source: &Source, df: datafusion::prelude::DataFrame) -> Result<u64, QueryError> {
-    let batches = source.scanned.collect(df.aggregate(vec![], vec![count(lit(1)).alias("n")])?).await?;
+    let batches = source
+        .scanned
+        .collect(df.aggregate(vec![], vec![count(lit(1)).alias("n")])?, source.limits.max_result_bytes)
+        .await?;
     let mut total = 0;
     for batch in batches {
         let n = cast(batch.column(0), &DataType::Int64)?;
@@ -86,12 +89,14 @@ async fn count_rows(source: &Source, df: datafusion::prelude::DataFrame) -> Resu
 /// The logs of an event's trace within five minutes of it, oldest first. `None` when
 /// the event is not in this logstore.
 pub async fn event_logs(source: &Source, event: &EventId) -> Result<Option<Vec<Value>>, QueryError> {
+    // Its day's, month's or year's partition, by how late it arrived.
+    let partitions = Partition::candidates(event.time_ns).iter().map(|p| lit(p.to_string())).collect();
     let find = col("date")
-        .eq(lit(partition_date(event.time_ns)))
+        .in_list(partitions, false)
         .and(col("time_ns").eq(lit(event.time_ns)))
         .and(col("batch_id").eq(lit(event.batch.to_string())))
         .and(col("position").eq(lit(i32::try_from(event.position).unwrap_or(i32::MAX))));
-    let found = source.scanned.collect(source.ctx.table("logs").await?.filter(find)?).await?;
+    let found = source.scanned.collect(source.logs().filter(find)?, source.limits.max_result_bytes).await?;
     let Some((batch, row)) = found.iter().find_map(|b| (b.num_rows() > 0).then_some((b, 0))) else {
         return Ok(None);
     };
@@ -103,12 +108,12 @@ pub async fn event_logs(source: &Source, event: &EventId) -> Result<Option<Vec<V
     let window = time_filter(Some(event.time_ns - CORRELATION_WINDOW_NS), Some(event.time_ns + CORRELATION_WINDOW_NS))
         .and(col("trace_id").eq(lit(trace)));
     let oldest_first = |c: &str| SortExpr::new(col(c), true, false);
-    let related = source.ctx.table("logs").await?.filter(window)?.sort(vec![
+    let related = source.logs().filter(window)?.sort(vec![
         oldest_first("time_ns"),
         oldest_first("batch_id"),
         oldest_first("position"),
     ])?;
-    let batches = source.scanned.collect(related).await?;
+    let batches = source.scanned.collect(related, source.limits.max_result_bytes).await?;
     Ok(Some(render_all(&batches)))
 }
 

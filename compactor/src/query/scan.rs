@@ -5,8 +5,10 @@
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::dataframe::DataFrame;
+use datafusion::error::DataFusionError;
 use datafusion::physical_plan::metrics::MetricValue;
-use datafusion::physical_plan::{ExecutionPlan, collect};
+use datafusion::physical_plan::{ExecutionPlan, execute_stream};
+use futures::StreamExt;
 use std::collections::HashSet;
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -85,11 +87,25 @@ impl ScanStats {
 pub struct Scanned(Arc<Mutex<ScanStats>>);
 
 impl Scanned {
-    /// Runs a DataFrame and adds what its scans read.
-    pub async fn collect(&self, df: DataFrame) -> datafusion::error::Result<Vec<RecordBatch>> {
+    /// Runs a DataFrame and adds what its scans read. An answer of more than
+    /// `max_bytes` (Arrow memory) stops the query with `ResourcesExhausted`.
+    pub async fn collect(&self, df: DataFrame, max_bytes: usize) -> datafusion::error::Result<Vec<RecordBatch>> {
         let task = Arc::new(df.task_ctx());
         let plan = df.create_physical_plan().await?;
-        let batches = collect(plan.clone(), task).await?;
+        let mut stream = execute_stream(plan.clone(), task)?;
+        let (mut batches, mut bytes) = (Vec::new(), 0usize);
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            bytes += batch.get_array_memory_size();
+            if bytes > max_bytes {
+                return Err(DataFusionError::ResourcesExhausted(format!(
+                    "the answer is larger than {} MB ([query] max_result_mb): select fewer rows or columns",
+                    max_bytes >> 20
+                )));
+            }
+            batches.push(batch);
+        }
+        drop(stream);
         self.0.lock().unwrap_or_else(|e| e.into_inner()).add_plan(plan.as_ref());
         Ok(batches)
     }

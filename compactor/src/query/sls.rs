@@ -8,13 +8,13 @@ use datafusion::functions_aggregate::expr_fn::count;
 use datafusion::logical_expr::{Expr, SortExpr};
 use datafusion::prelude::{DataFrame, col, lit};
 use serde_json::{Map, Value};
-use sluice_ingest::layout::partition_date;
+use sluice_ingest::layout::{partition_date, partition_floor};
 use std::collections::HashMap;
 
-use super::QueryError;
 use super::source::Source;
-use super::sql;
 use super::syntax::Query;
+use super::{QueryError, session, sql};
+use datafusion::execution::context::SQLOptions;
 
 /// The widths subintervals can have, in seconds: the smallest that gives at most 60 is
 /// used, so the division depends only on the range.
@@ -49,8 +49,11 @@ pub struct Range {
 }
 
 impl Range {
-    pub fn new(from: i64, from_ns_part: i64, to: i64, to_ns_part: i64) -> Self {
-        Self { from_ns: from * 1_000_000_000 + from_ns_part, to_ns: to * 1_000_000_000 + to_ns_part }
+    /// `[from + from_ns_part, to + to_ns_part)` in nanoseconds, or `None` when it does not
+    /// fit (nanoseconds since the epoch in an i64 reach the year 2262).
+    pub fn new(from: i64, from_ns_part: i64, to: i64, to_ns_part: i64) -> Option<Self> {
+        let ns = |secs: i64, part: i64| secs.checked_mul(1_000_000_000)?.checked_add(part);
+        Some(Self { from_ns: ns(from, from_ns_part)?, to_ns: ns(to, to_ns_part)? })
     }
 
     /// Time and partition bounds, so that partitions, files and row groups are pruned.
@@ -58,7 +61,7 @@ impl Range {
         col("time_ns")
             .gt_eq(lit(self.from_ns))
             .and(col("time_ns").lt(lit(self.to_ns)))
-            .and(col("date").gt_eq(lit(partition_date(self.from_ns))))
+            .and(col("date").gt_eq(lit(partition_floor(self.from_ns))))
             .and(col("date").lt_eq(lit(partition_date(self.to_ns.saturating_sub(1)))))
     }
 }
@@ -74,7 +77,7 @@ pub async fn selected(
     if let Some(topic) = topic.filter(|t| !t.is_empty()) {
         filter = filter.and(col("topic").eq(lit(topic)));
     }
-    Ok(source.ctx.table("logs").await?.filter(filter)?)
+    Ok(source.logs().filter(filter)?)
 }
 
 /// Counts per subinterval of `[from, to)` (seconds): `(from, to, count)`.
@@ -93,7 +96,7 @@ pub async fn histogram(
         .await?
         .select(vec![bucket])?
         .aggregate(vec![col("bucket")], vec![count(lit(1)).alias("n")])?;
-    let counts = source.scanned.collect(counts).await?;
+    let counts = source.scanned.collect(counts, source.limits.max_result_bytes).await?;
     let mut by_bucket: HashMap<i64, u64> = HashMap::new();
     for batch in counts {
         let buckets = cast(batch.column(0), &DataType::Int64)?;
@@ -165,7 +168,7 @@ pub async fn logs(
         let page = selected
             .sort(vec![order("time_ns"), order("batch_id"), order("position")])?
             .limit(page.offset, Some(page.line))?;
-        let batches = source.scanned.collect(page).await?;
+        let batches = source.scanned.collect(page, source.limits.max_result_bytes).await?;
         let mut rows = Vec::new();
         for batch in &batches {
             for row in 0..batch.num_rows() {
@@ -174,7 +177,7 @@ pub async fn logs(
         }
         return Ok(Logs { rows, has_sql: false, keys: Vec::new() });
     };
-    let analytic = sql::prepare(sql).map_err(QueryError::InvalidQuery)?;
+    let analytic = sql::prepare(sql, &source.limits.sql).map_err(QueryError::InvalidQuery)?;
     let schema = selected.schema().clone();
     let mentioned = |name: &str| analytic.identifiers.iter().any(|i| i == name);
     let mut projection: Vec<Expr> = schema
@@ -211,10 +214,18 @@ pub async fn logs(
         };
         projection.push(value.alias(name));
     }
-    source.ctx.register_table("log", selected.select(projection)?.into_view())?;
-    let df = source.ctx.sql(&analytic.sql).await.map_err(|e| QueryError::InvalidQuery(format!("invalid SQL: {e}")))?;
+    let ctx = session::analytic(source.runtime.clone(), selected.select(projection)?, &source.limits, source.deadline)?;
+    let plan = ctx
+        .state()
+        .statement_to_plan(datafusion::sql::parser::Statement::Statement(Box::new(analytic.statement)))
+        .await
+        .map_err(|e| QueryError::InvalidQuery(format!("invalid SQL: {}", e.strip_backtrace())))?;
+    // A second line behind `sql::prepare`: a plan that defines, changes or sets anything
+    // does not run.
+    SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false).verify_plan(&plan)?;
+    let df = ctx.execute_logical_plan(plan).await?;
     let keys: Vec<String> = df.schema().fields().iter().map(|f| f.name().clone()).collect();
-    let batches = source.scanned.collect(df).await?;
+    let batches = source.scanned.collect(df, source.limits.max_result_bytes).await?;
     let mut rows = Vec::new();
     let options = FormatOptions::default().with_null("null");
     for batch in &batches {

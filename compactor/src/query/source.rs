@@ -10,7 +10,8 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::datasource::MemTable;
 use datafusion::execution::context::SessionContext;
-use datafusion::prelude::SessionConfig;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::prelude::DataFrame;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use sluice_ingest::batch::{self, BatchId};
@@ -18,10 +19,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::QueryError;
+use super::deadline::Deadline;
 use super::filter::Functions;
 use super::scan::Scanned;
-use super::udf;
+use super::{QueryError, QueryLimits, session};
 use crate::compact::list_pending;
 use crate::records::{ReceivedBatch, to_record_batch};
 use crate::storage::Storage;
@@ -37,9 +38,18 @@ pub struct Cache {
     consumed: Mutex<HashMap<(String, u64), Consumed>>,
 }
 
-/// A session with `logs` registered: the table and the fresh raw batches.
+/// A logstore opened for one query: the table and the fresh raw batches, as one
+/// DataFrame, in a session of the query's own (see [`session`]). No table is registered
+/// by name: the only way to the data is [`Source::logs`].
 pub struct Source {
     pub ctx: SessionContext,
+    /// The query's runtime (memory pool, stores), shared by its SQL session.
+    pub runtime: Arc<RuntimeEnv>,
+    pub limits: QueryLimits,
+    /// When the query must be done.
+    pub deadline: Deadline,
+    /// Every log of the logstore: the table's, then the fresh raw batches'.
+    all: DataFrame,
     pub functions: Functions,
     /// Raw batches read because they are not compacted yet.
     pub raw_batches: usize,
@@ -48,24 +58,6 @@ pub struct Source {
     pub version: Option<u64>,
     /// What the query's scans read.
     pub scanned: Scanned,
-}
-
-/// A session configured for log queries: pushdown, page indexes and bloom filters on,
-/// identifiers kept as written (SLS field names are case-sensitive).
-pub fn session() -> SessionContext {
-    let mut config = SessionConfig::new()
-        .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()))
-        .with_information_schema(false);
-    let options = config.options_mut();
-    options.execution.parquet.pushdown_filters = true;
-    options.execution.parquet.reorder_filters = true;
-    options.execution.parquet.enable_page_index = true;
-    options.execution.parquet.bloom_filter_on_read = true;
-    options.execution.parquet.schema_force_view_types = false;
-    options.sql_parser.enable_ident_normalization = false;
-    let ctx = SessionContext::new_with_config(config);
-    udf::register(&ctx);
-    ctx
 }
 
 impl std::fmt::Debug for Source {
@@ -80,6 +72,7 @@ impl std::fmt::Debug for Source {
 
 impl Source {
     /// Opens a logstore for a query over `[from_ns, to_ns)`.
+    #[allow(clippy::too_many_arguments)]
     pub async fn open(
         storage: &Storage,
         project: &str,
@@ -88,20 +81,23 @@ impl Source {
         to_ns: i64,
         lookback: Duration,
         cache: &Cache,
+        limits: &QueryLimits,
     ) -> Result<Self, QueryError> {
         let pending = list_pending(storage.store.as_ref(), project, logstore).await?;
-        let ctx = session();
+        let runtime = session::runtime(limits)?;
+        let deadline = Deadline::after(limits.timeout);
+        let ctx = session::scan(runtime.clone(), deadline);
         let mut functions = Functions::new(&ctx)?;
         let table = table::open(storage, project, logstore).await?;
-        let table_exists = table.is_some();
         let (mut schema, mut version, mut consumed): (Option<SchemaRef>, Option<u64>, Arc<HashSet<BatchId>>) =
             (None, None, Arc::default());
+        let mut compacted = None;
         if let Some(delta) = table {
             version = delta.version();
             delta.update_datafusion_session(&ctx.state())?;
             let provider = delta.table_provider().with_session(Arc::new(ctx.state())).await?;
             schema = Some(provider.schema());
-            ctx.register_table("compacted", provider)?;
+            compacted = Some(ctx.read_table(provider)?);
             consumed = consumed_batches(cache, &delta, version.unwrap_or(0), lookback).await?;
         }
 
@@ -142,31 +138,39 @@ impl Source {
         let frequent = table::frequent_keys(&schema);
         let mut raw_rows = 0;
         let raw_batches = fresh.len();
-        if !fresh.is_empty() {
+        let fresh = if fresh.is_empty() {
+            None
+        } else {
             let rows = conform(
                 &to_record_batch(fresh.iter().map(Arc::as_ref), Arc::new(table::arrow_schema(&frequent)?))?,
                 &schema,
             )?;
             raw_rows = rows.num_rows();
-            ctx.register_table("fresh", Arc::new(MemTable::try_new(schema.clone(), vec![vec![rows]])?))?;
-        }
-        let view = match (table_exists, raw_batches > 0) {
-            (true, true) => Some("SELECT * FROM compacted UNION ALL SELECT * FROM fresh"),
-            (true, false) => Some("SELECT * FROM compacted"),
-            (false, true) => Some("SELECT * FROM fresh"),
-            (false, false) => None,
+            Some(ctx.read_table(Arc::new(MemTable::try_new(schema.clone(), vec![vec![rows]])?))?)
         };
-        match view {
-            Some(sql) => {
-                let df = ctx.sql(sql).await?;
-                ctx.register_table("logs", df.into_view())?;
-            }
-            None => {
-                ctx.register_table("logs", Arc::new(MemTable::try_new(schema, vec![vec![]])?))?;
-            }
-        }
+        let all = match (compacted, fresh) {
+            (Some(compacted), Some(fresh)) => compacted.union(fresh)?,
+            (Some(only), None) | (None, Some(only)) => only,
+            (None, None) => ctx.read_table(Arc::new(MemTable::try_new(schema, vec![vec![]])?))?,
+        };
         functions.frequent = frequent;
-        Ok(Self { ctx, functions, raw_batches, raw_rows, version, scanned: Scanned::default() })
+        Ok(Self {
+            ctx,
+            runtime,
+            limits: *limits,
+            deadline,
+            all,
+            functions,
+            raw_batches,
+            raw_rows,
+            version,
+            scanned: Scanned::default(),
+        })
+    }
+
+    /// Every log of the logstore, to filter.
+    pub fn logs(&self) -> DataFrame {
+        self.all.clone()
     }
 }
 

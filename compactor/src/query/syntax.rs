@@ -18,8 +18,19 @@
 //! any field equals it (case-insensitively), a wildcard word when a token matches the
 //! pattern, a phrase when the text contains it. `key: value` does the same on one field.
 //! The SQL part runs over the logs the search selected; it needs no `FROM` and no `WHERE`.
+//!
+//! A search holds at most [`MAX_TERMS`] terms and nests at most [`MAX_DEPTH`] levels
+//! (parentheses and `not`); chains of `and`/`or` become balanced trees, so that a long
+//! chain costs its length, not its depth.
 
 use std::fmt;
+
+/// Most terms a search may hold.
+pub const MAX_TERMS: usize = 1024;
+/// Deepest nesting of parentheses and `not`.
+pub const MAX_DEPTH: usize = 64;
+/// Longest wildcard pattern: matching one costs its length times the text's.
+pub const MAX_PATTERN_CHARS: usize = 256;
 
 /// A parsed query.
 #[derive(Clone, Debug, PartialEq)]
@@ -219,6 +230,18 @@ struct Parser {
     tokens: Vec<(usize, Token)>,
     at: usize,
     end: usize,
+    /// Parentheses and `not`s open around the current position.
+    depth: usize,
+    terms: usize,
+}
+
+/// `items` joined by `join` as a balanced tree.
+fn balanced(mut items: Vec<Search>, join: fn(Box<Search>, Box<Search>) -> Search) -> Search {
+    if items.len() == 1 {
+        return items.pop().unwrap_or(Search::All);
+    }
+    let right = items.split_off(items.len() / 2);
+    join(Box::new(balanced(items, join)), Box::new(balanced(right, join)))
 }
 
 impl Parser {
@@ -239,32 +262,46 @@ impl Parser {
     }
 
     fn or(&mut self) -> Result<Search, SyntaxError> {
-        let mut left = self.and()?;
+        let mut operands = vec![self.and()?];
         while self.keyword("or") {
             self.at += 1;
-            let right = self.and()?;
-            left = Search::Or(Box::new(left), Box::new(right));
+            operands.push(self.and()?);
         }
-        Ok(left)
+        Ok(balanced(operands, Search::Or))
     }
 
     fn and(&mut self) -> Result<Search, SyntaxError> {
-        let mut left = self.not()?;
+        let mut operands = vec![self.not()?];
         loop {
             if self.keyword("and") {
                 self.at += 1;
             } else if self.peek().is_none() || self.keyword("or") || matches!(self.peek(), Some((_, Token::RParen))) {
-                return Ok(left);
+                return Ok(balanced(operands, Search::And));
             }
-            let right = self.not()?;
-            left = Search::And(Box::new(left), Box::new(right));
+            operands.push(self.not()?);
         }
+    }
+
+    /// Enters a parenthesis or a `not`.
+    fn deeper(&mut self) -> Result<(), SyntaxError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return self.error(format!("the search nests more than {MAX_DEPTH} levels deep"));
+        }
+        Ok(())
     }
 
     fn not(&mut self) -> Result<Search, SyntaxError> {
         if self.keyword("not") {
             self.at += 1;
-            return Ok(Search::Not(Box::new(self.not()?)));
+            self.deeper()?;
+            let inner = self.not()?;
+            self.depth -= 1;
+            return Ok(Search::Not(Box::new(inner)));
+        }
+        self.terms += 1;
+        if self.terms > MAX_TERMS {
+            return self.error(format!("the search has more than {MAX_TERMS} terms"));
         }
         self.primary()
     }
@@ -290,10 +327,21 @@ impl Parser {
             }
             Some((_, Token::Word(w))) => {
                 self.at += 1;
-                Ok(if w.contains(['*', '?']) { Term::Pattern(w) } else { Term::Word(w) })
+                self.word(w)
             }
             other => self.error(format!("expected a value, found {}", describe(other.as_ref()))),
         }
+    }
+
+    /// A word, or a pattern when it has wildcards.
+    fn word(&self, w: String) -> Result<Term, SyntaxError> {
+        if !w.contains(['*', '?']) {
+            return Ok(Term::Word(w));
+        }
+        if w.chars().count() > MAX_PATTERN_CHARS {
+            return self.error(format!("a wildcard pattern may have at most {MAX_PATTERN_CHARS} characters"));
+        }
+        Ok(Term::Pattern(w))
     }
 
     fn primary(&mut self) -> Result<Search, SyntaxError> {
@@ -303,7 +351,9 @@ impl Parser {
         match token {
             Token::LParen => {
                 self.at += 1;
+                self.deeper()?;
                 let inner = self.or()?;
+                self.depth -= 1;
                 match self.peek() {
                     Some((_, Token::RParen)) => {
                         self.at += 1;
@@ -365,9 +415,7 @@ impl Parser {
                         self.at += 1;
                         Ok(Search::Range { key: key_of(word), low, high, low_inclusive, high_inclusive })
                     }
-                    _ => {
-                        Ok(Search::Text(if word.contains(['*', '?']) { Term::Pattern(word) } else { Term::Word(word) }))
-                    }
+                    _ => Ok(Search::Text(self.word(word)?)),
                 }
             }
             other => self.error(format!("unexpected {}", describe(Some(&(0, other))))),
@@ -390,7 +438,7 @@ pub fn parse(text: &str) -> Result<Query, SyntaxError> {
     let search = if tokens.is_empty() {
         Search::All
     } else {
-        let mut parser = Parser { tokens, at: 0, end: search_text.len() };
+        let mut parser = Parser { tokens, at: 0, end: search_text.len(), depth: 0, terms: 0 };
         let search = parser.or()?;
         if parser.peek().is_some() {
             return parser.error(format!("unexpected {}", describe(parser.peek())));
@@ -491,5 +539,27 @@ mod tests {
         assert!(parse("x in [1 2").is_err());
         assert!(parse("* |").is_err());
         assert!(parse("and b").is_err());
+    }
+
+    #[test]
+    fn deep_and_long_queries_are_refused_not_overflowed() {
+        let nested = format!("{}a{}", "(".repeat(1000), ")".repeat(1000));
+        assert!(parse(&nested).unwrap_err().message.contains("levels deep"));
+        let nots = format!("{}a", "not ".repeat(100));
+        assert!(parse(&nots).unwrap_err().message.contains("levels deep"));
+        assert!(parse(&format!("{}a", "not ".repeat(60))).is_ok());
+        let long = vec!["a"; 1500].join(" and ");
+        assert!(parse(&long).unwrap_err().message.contains("terms"));
+        // A long chain within the limit parses into a shallow tree.
+        fn depth(s: &Search) -> usize {
+            match s {
+                Search::And(a, b) | Search::Or(a, b) => 1 + depth(a).max(depth(b)),
+                Search::Not(a) => 1 + depth(a),
+                _ => 1,
+            }
+        }
+        let chain = parse(&vec!["a"; 1000].join(" or ")).unwrap().search;
+        assert!(depth(&chain) <= 11, "{}", depth(&chain));
+        assert!(parse(&format!("{}*", "a".repeat(300))).unwrap_err().message.contains("wildcard"));
     }
 }

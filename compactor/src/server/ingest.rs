@@ -1,6 +1,8 @@
 //! The ingest handler: the request goes through `sluice_ingest::handle`, the raw batch
 //! goes to the object store, and the product's answer goes back. Nothing is answered
-//! with success before the batch is stored.
+//! with success before the batch is stored. The body is read first (at the server's
+//! minimum rate, see [`super::read_body`]); a slot of `max_concurrent_requests` is
+//! taken only then.
 
 use axum::body::Body;
 use axum::extract::State;
@@ -11,7 +13,7 @@ use object_store::{ObjectStoreExt, PutPayload, PutResult};
 use sluice_ingest::{Context, Endpoint, Headers, IngestError, Request};
 use std::sync::Arc;
 
-use super::{AppState, now_ns, to_http};
+use super::{AppState, now_ns, read_body, to_http};
 
 pub async fn ingest(
     State(state): State<Arc<AppState>>,
@@ -26,16 +28,17 @@ pub async fn ingest(
     let product = endpoint.product();
     let request_id = state.request_ids.next();
     let refuse = |error: IngestError| to_http(sluice_ingest::refuse(product, &error, &request_id));
-    let Ok(_permit) = state.inflight.try_acquire() else {
-        return refuse(IngestError::ServerBusy);
-    };
     let limit = state.config.limits.max_body_bytes();
     let declared = headers.get("content-length").and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     if let Some(actual) = declared.filter(|len| *len > limit) {
         return refuse(IngestError::BodyTooLarge { limit, actual });
     }
-    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
-        return refuse(IngestError::BodyTooLarge { limit, actual: limit + 1 });
+    let bytes = match read_body(&state, body, limit).await {
+        Ok(bytes) => bytes,
+        Err(error) => return refuse(error),
+    };
+    let Ok(_permit) = state.inflight.try_acquire() else {
+        return refuse(IngestError::ServerBusy);
     };
     let headers: Headers =
         headers.iter().map(|(k, v)| (k.as_str(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();

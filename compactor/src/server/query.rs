@@ -1,7 +1,7 @@
 //! Query APIs: SLS GetHistograms and GetLogs (V1 `GET`, V2 `POST .../logs`), signed like
 //! every SLS request; Proliferate log search and trace correlation, with an API key.
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
@@ -10,9 +10,10 @@ use sluice_ingest::endpoint::sls_project_from_host;
 use sluice_ingest::{Headers, IngestError, Product, Request, Target};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use super::{AppState, now_ns, to_http};
+use super::jobs::Outcome;
+use super::{AppState, now_ns, read_body, to_http};
 use crate::query::QueryError;
 use crate::query::proliferate::{self, SearchParams};
 use crate::query::scan::ScanStats;
@@ -37,6 +38,8 @@ fn scanned(source: &Source, target: &Target, kind: &str) -> ScanStats {
 
 /// Most logs a non-SQL GetLogs returns.
 const MAX_LINES: usize = 100;
+/// Largest GetLogs V2 body: its parameters and a query.
+const MAX_QUERY_BODY_BYTES: usize = 1 << 20;
 
 fn headers_of(map: &HeaderMap) -> Headers {
     map.iter().map(|(k, v)| (k.as_str(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect()
@@ -50,7 +53,8 @@ fn invalid(name: &'static str, reason: impl Into<String>) -> IngestError {
     IngestError::InvalidParameter { name, reason: reason.into() }
 }
 
-/// Checks an SLS request's signature and where it reads.
+/// Checks an SLS request's signature and where it reads: the logstore, and the
+/// credential its queries count against.
 fn authorize_sls(
     state: &AppState,
     method: &Method,
@@ -58,7 +62,7 @@ fn authorize_sls(
     headers: &Headers,
     body: &[u8],
     logstore: &str,
-) -> Result<Target, IngestError> {
+) -> Result<(Target, String), IngestError> {
     let req = Request { method: method.as_str(), path: uri.path(), query: uri.query().unwrap_or(""), headers, body };
     let key = sluice_ingest::auth::sls::verify(&state.config, &req, now_ns())?;
     let host = headers.get("host").unwrap_or("");
@@ -66,7 +70,7 @@ fn authorize_sls(
     if !key.projects.is_empty() && !key.projects.iter().any(|p| p == project) {
         return Err(IngestError::AccessDenied { key_id: key.id.clone(), project: project.to_owned() });
     }
-    state.config.target(project, logstore)
+    Ok((state.config.target(project, logstore)?, format!("sls:{}", key.id)))
 }
 
 async fn open(state: &AppState, target: &Target, range: Range) -> Result<Source, QueryError> {
@@ -80,6 +84,7 @@ async fn open(state: &AppState, target: &Target, range: Range) -> Result<Source,
             range.to_ns,
             state.lookback,
             &state.query_cache,
+            &state.limits,
         )
         .await;
         match opened {
@@ -89,13 +94,27 @@ async fn open(state: &AppState, target: &Target, range: Range) -> Result<Source,
     }
 }
 
-fn to_ingest(e: QueryError) -> IngestError {
+/// A failed query as the product error it answers.
+fn to_ingest(e: &QueryError) -> IngestError {
     match e {
-        QueryError::InvalidQuery(m) => IngestError::InvalidQueryString(m),
+        QueryError::InvalidQuery(m) | QueryError::TooExpensive(m) => IngestError::InvalidQueryString(m.clone()),
         other => {
             tracing::warn!(error = %other, "query failed");
             IngestError::QueryFailed(other.to_string())
         }
+    }
+}
+
+/// A query that did not finish, or could not start, as the product error it answers
+/// (`None` while it is still running).
+fn unfinished<T>(outcome: &Outcome<T>) -> Option<IngestError> {
+    match outcome {
+        Outcome::Busy(why) => Some(IngestError::QueryBusy(why.clone())),
+        Outcome::Cancelled(budget) => Some(IngestError::InvalidQueryString(format!(
+            "the query was cancelled after {} s, its budget ([query] timeout_secs): narrow the time range or simplify the query",
+            budget.as_secs().saturating_sub(1)
+        ))),
+        Outcome::Done(_) | Outcome::Running => None,
     }
 }
 
@@ -114,7 +133,8 @@ struct SlsParams {
 
 impl SlsParams {
     fn range(&self) -> Range {
-        Range::new(self.from, self.from_ns, self.to, self.to_ns)
+        // Checked when the parameters were read.
+        Range::new(self.from, self.from_ns, self.to, self.to_ns).unwrap_or(Range { from_ns: 0, to_ns: 0 })
     }
 
     fn key(&self, kind: &str, target: &Target) -> String {
@@ -153,7 +173,11 @@ fn boolean(value: Option<&Value>) -> bool {
 }
 
 /// Reads SLS query parameters from a V1 query string or a V2 body (both as JSON values).
-fn sls_params(values: &serde_json::Map<String, Value>, for_logs: bool) -> Result<SlsParams, IngestError> {
+fn sls_params(
+    values: &serde_json::Map<String, Value>,
+    for_logs: bool,
+    max_query_bytes: usize,
+) -> Result<SlsParams, IngestError> {
     let from = int(values.get("from"), "from", None)?;
     let to = int(values.get("to"), "to", None)?;
     let from_ns = int(values.get("fromNs"), "fromNs", Some(0))?;
@@ -161,7 +185,16 @@ fn sls_params(values: &serde_json::Map<String, Value>, for_logs: bool) -> Result
     if (to, to_ns) <= (from, from_ns) {
         return Err(IngestError::InvalidTimeRange { from, to });
     }
+    if Range::new(from, from_ns, to, to_ns).is_none() {
+        return Err(invalid("from", format!("the range [{from}, {to}) is beyond the times logs can have")));
+    }
     let query_text = values.get("query").and_then(Value::as_str).unwrap_or("").to_owned();
+    if query_text.len() > max_query_bytes {
+        return Err(IngestError::InvalidQueryString(format!(
+            "the query is {} bytes, more than the {max_query_bytes} allowed ([query] max_query_bytes)",
+            query_text.len()
+        )));
+    }
     let query = syntax::parse(&query_text).map_err(|e| IngestError::InvalidQueryString(e.to_string()))?;
     let line = int(values.get("line"), "line", Some(MAX_LINES as i64))?;
     let offset = int(values.get("offset"), "offset", Some(0))?;
@@ -196,15 +229,18 @@ pub async fn sls_get(
     headers: HeaderMap,
 ) -> Response {
     let request_id = state.request_ids.next();
+    let Ok(_permit) = state.inflight.try_acquire() else {
+        return sls_error(&IngestError::ServerBusy, &request_id);
+    };
     let headers = headers_of(&headers);
-    let target = match authorize_sls(&state, &method, &uri, &headers, &[], &logstore) {
+    let (target, credential) = match authorize_sls(&state, &method, &uri, &headers, &[], &logstore) {
         Ok(t) => t,
         Err(e) => return sls_error(&e, &request_id),
     };
     let values: serde_json::Map<String, Value> = form_pairs(uri.query().unwrap_or(""));
     match values.get("type").and_then(Value::as_str) {
-        Some("histogram") => histogram(&state, &target, &values, &request_id).await,
-        Some("log") => logs(&state, &target, &values, &request_id, false).await,
+        Some("histogram") => histogram(&state, &target, &credential, &values, &request_id).await,
+        Some("log") => logs(&state, &target, &credential, &values, &request_id, false).await,
         other => sls_error(&invalid("type", format!("{other:?} is not histogram or log")), &request_id),
     }
 }
@@ -216,11 +252,18 @@ pub async fn sls_logs_v2(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let request_id = state.request_ids.next();
+    let body = match read_body(&state, body, MAX_QUERY_BODY_BYTES).await {
+        Ok(body) => body,
+        Err(e) => return sls_error(&e, &request_id),
+    };
+    let Ok(_permit) = state.inflight.try_acquire() else {
+        return sls_error(&IngestError::ServerBusy, &request_id);
+    };
     let headers = headers_of(&headers);
-    let target = match authorize_sls(&state, &method, &uri, &headers, &body, &logstore) {
+    let (target, credential) = match authorize_sls(&state, &method, &uri, &headers, &body, &logstore) {
         Ok(t) => t,
         Err(e) => return sls_error(&e, &request_id),
     };
@@ -228,7 +271,7 @@ pub async fn sls_logs_v2(
         Ok(v) => v,
         Err(e) => return sls_error(&IngestError::InvalidBody(format!("not valid json: {e}")), &request_id),
     };
-    let mut response = logs(&state, &target, &values, &request_id, true).await;
+    let mut response = logs(&state, &target, &credential, &values, &request_id, true).await;
     let wants_lz4 =
         headers.get("accept-encoding").is_some_and(|v| v.split(',').any(|e| e.trim().eq_ignore_ascii_case("lz4")));
     if wants_lz4 && response.status().is_success() {
@@ -251,10 +294,11 @@ fn form_pairs(query: &str) -> serde_json::Map<String, Value> {
 async fn histogram(
     state: &Arc<AppState>,
     target: &Target,
+    credential: &str,
     values: &serde_json::Map<String, Value>,
     request_id: &str,
 ) -> Response {
-    let params = match sls_params(values, false) {
+    let params = match sls_params(values, false, state.limits.max_query_bytes) {
         Ok(p) => p,
         Err(e) => return sls_error(&e, request_id),
     };
@@ -275,10 +319,17 @@ async fn histogram(
             Ok::<_, QueryError>((buckets, scanned(&source, &target, "histogram")))
         }
     };
-    let done = state.histograms.run(params.key("h", target), state.query_deadline, job).await;
-    let (complete, buckets, stats) = match done.as_deref() {
+    let done = state.histograms.run(params.key("h", target), credential, state.query_deadline, job).await;
+    if let Some(error) = unfinished(&done) {
+        return sls_error(&error, request_id);
+    }
+    let done = match &done {
+        Outcome::Done(result) => Some(result.as_ref()),
+        _ => None,
+    };
+    let (complete, buckets, stats) = match done {
         Some(Ok((buckets, stats))) => (true, buckets.clone(), *stats),
-        Some(Err(e)) => return sls_error(&to_ingest_ref(e), request_id),
+        Some(Err(e)) => return sls_error(&to_ingest(e), request_id),
         None => (
             false,
             sls::subintervals(params.from, params.to).into_iter().map(|(a, b)| (a, b, 0)).collect(),
@@ -305,24 +356,15 @@ async fn histogram(
     )
 }
 
-fn to_ingest_ref(e: &QueryError) -> IngestError {
-    match e {
-        QueryError::InvalidQuery(m) => IngestError::InvalidQueryString(m.clone()),
-        other => {
-            tracing::warn!(error = %other, "query failed");
-            IngestError::QueryFailed(other.to_string())
-        }
-    }
-}
-
 async fn logs(
     state: &Arc<AppState>,
     target: &Target,
+    credential: &str,
     values: &serde_json::Map<String, Value>,
     request_id: &str,
     v2: bool,
 ) -> Response {
-    let params = match sls_params(values, true) {
+    let params = match sls_params(values, true, state.limits.max_query_bytes) {
         Ok(p) => p,
         Err(e) => return sls_error(&e, request_id),
     };
@@ -348,10 +390,17 @@ async fn logs(
             Ok::<_, QueryError>((logs, scanned(&source, &target, "logs")))
         }
     };
-    let done = state.logs.run(params.key("l", target), state.query_deadline, job).await;
-    let (complete, logs, stats) = match done.as_deref() {
+    let done = state.logs.run(params.key("l", target), credential, state.query_deadline, job).await;
+    if let Some(error) = unfinished(&done) {
+        return sls_error(&error, request_id);
+    }
+    let done = match &done {
+        Outcome::Done(result) => Some(result.as_ref()),
+        _ => None,
+    };
+    let (complete, logs, stats) = match done {
         Some(Ok((logs, stats))) => (true, logs.clone(), *stats),
-        Some(Err(e)) => return sls_error(&to_ingest_ref(e), request_id),
+        Some(Err(e)) => return sls_error(&to_ingest(e), request_id),
         None => (false, sls::Logs { has_sql: params.query.sql.is_some(), ..Default::default() }, ScanStats::default()),
     };
     let progress = if complete { "Complete" } else { "Incomplete" };
@@ -403,7 +452,7 @@ fn authorize_proliferate(
     headers: &HeaderMap,
     query: &HashMap<String, String>,
     project: Option<&str>,
-) -> Result<Target, IngestError> {
+) -> Result<(Target, String), IngestError> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
     let presented = header("authorization")
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
@@ -416,7 +465,8 @@ fn authorize_proliferate(
     {
         return Err(IngestError::Forbidden(project.to_owned()));
     }
-    state.config.target(&key.project, &key.logstore)
+    let credential = format!("proliferate:{}/{}", key.project, key.logstore);
+    Ok((state.config.target(&key.project, &key.logstore)?, credential))
 }
 
 /// `GET /api/v1/projects/{project_id}/logs`.
@@ -426,38 +476,55 @@ pub async fn proliferate_search(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
+    let Ok(_permit) = state.inflight.try_acquire() else {
+        return proliferate_error(&IngestError::ServerBusy);
+    };
     let query: HashMap<String, String> =
         form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().collect();
-    let target = match authorize_proliferate(&state, &headers, &query, Some(&project)) {
+    let (target, credential) = match authorize_proliferate(&state, &headers, &query, Some(&project)) {
         Ok(t) => t,
         Err(e) => return proliferate_error(&e),
     };
-    let params = match search_params(&query) {
+    let params = match search_params(&query, state.limits.max_query_bytes) {
         Ok(p) => p,
         Err(e) => return proliferate_error(&e),
     };
     let range = Range {
         from_ns: params.start_ns.unwrap_or(i64::MIN / 2),
-        to_ns: params.end_ns.map_or(i64::MAX / 2, |e| e + 1),
+        to_ns: params.end_ns.map_or(i64::MAX / 2, |e| e.saturating_add(1)),
     };
-    let result = async {
-        let source = open(&state, &target, range).await?;
-        let page = proliferate::search(&source, &params).await?;
-        Ok::<_, QueryError>((page, scanned(&source, &target, "search")))
+    let key = format!("{}\u{0}{}\u{0}{:?}", target.project, target.logstore, params);
+    let job = {
+        let (state, target) = (state.clone(), target.clone());
+        move || async move {
+            let source = open(&state, &target, range).await?;
+            let page = proliferate::search(&source, &params).await?;
+            Ok::<_, QueryError>((page, scanned(&source, &target, "search")))
+        }
+    };
+    // Proliferate has no "incomplete": the request waits for the whole budget.
+    let done = state.searches.run(key, &credential, state.query_budget + Duration::from_secs(1), job).await;
+    if let Some(error) = unfinished(&done) {
+        return proliferate_error(&error);
     }
-    .await;
-    match result {
-        Ok((page, stats)) => respond(
-            200,
-            vec![("content-type", "application/json".into()), (SCANNED_HEADER, stats.to_string())],
-            serde_json::to_vec(&json!({"logs": page.logs, "total": page.total, "has_more": page.has_more}))
-                .unwrap_or_default(),
-        ),
-        Err(e) => proliferate_error(&to_ingest(e)),
+    match &done {
+        Outcome::Done(result) => match result.as_ref() {
+            Ok((page, stats)) => respond(
+                200,
+                vec![("content-type", "application/json".into()), (SCANNED_HEADER, stats.to_string())],
+                serde_json::to_vec(&json!({"logs": page.logs, "total": page.total, "has_more": page.has_more}))
+                    .unwrap_or_default(),
+            ),
+            Err(e) => proliferate_error(&to_ingest(e)),
+        },
+        _ => proliferate_error(&IngestError::QueryBusy("the query is still running: retry".into())),
     }
 }
 
-fn search_params(query: &HashMap<String, String>) -> Result<SearchParams, IngestError> {
+fn search_params(query: &HashMap<String, String>, max_query_bytes: usize) -> Result<SearchParams, IngestError> {
+    if let Some(search) = query.get("search").filter(|s| s.len() > max_query_bytes) {
+        return Err(invalid("search", format!("is {} bytes, more than the {max_query_bytes} allowed", search.len())));
+    }
     let time = |name: &'static str| -> Result<Option<i64>, IngestError> {
         match query.get(name).map(|s| s.trim()).filter(|s| !s.is_empty()) {
             None => Ok(None),
@@ -501,9 +568,12 @@ pub async fn proliferate_event(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
+    let Ok(_permit) = state.inflight.try_acquire() else {
+        return proliferate_error(&IngestError::ServerBusy);
+    };
     let query: HashMap<String, String> =
         form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().collect();
-    let target = match authorize_proliferate(&state, &headers, &query, None) {
+    let (target, credential) = match authorize_proliferate(&state, &headers, &query, None) {
         Ok(t) => t,
         Err(e) => return proliferate_error(&e),
     };
@@ -511,20 +581,36 @@ pub async fn proliferate_event(
         return proliferate_error(&IngestError::NotFound("event".into()));
     };
     let window = proliferate::CORRELATION_WINDOW_NS;
-    let range = Range { from_ns: event.time_ns - window, to_ns: event.time_ns + window + 1 };
-    let result = async {
-        let source = open(&state, &target, range).await?;
-        let logs = proliferate::event_logs(&source, &event).await?;
-        Ok::<_, QueryError>((logs, scanned(&source, &target, "event")))
+    // An id whose time is too close to the ends of time to have a window is no event.
+    let (Some(from_ns), Some(to_ns)) =
+        (event.time_ns.checked_sub(window), event.time_ns.checked_add(window).and_then(|t| t.checked_add(1)))
+    else {
+        return proliferate_error(&IngestError::NotFound("event".into()));
+    };
+    let range = Range { from_ns, to_ns };
+    let key = format!("{}\u{0}{}\u{0}{event}", target.project, target.logstore);
+    let job = {
+        let (state, target) = (state.clone(), target.clone());
+        move || async move {
+            let source = open(&state, &target, range).await?;
+            let logs = proliferate::event_logs(&source, &event).await?;
+            Ok::<_, QueryError>((logs, scanned(&source, &target, "event")))
+        }
+    };
+    let done = state.events.run(key, &credential, state.query_budget + Duration::from_secs(1), job).await;
+    if let Some(error) = unfinished(&done) {
+        return proliferate_error(&error);
     }
-    .await;
-    match result {
-        Ok((Some(logs), stats)) => respond(
-            200,
-            vec![("content-type", "application/json".into()), (SCANNED_HEADER, stats.to_string())],
-            serde_json::to_vec(&json!({"logs": logs})).unwrap_or_default(),
-        ),
-        Ok((None, _)) => proliferate_error(&IngestError::NotFound("event".into())),
-        Err(e) => proliferate_error(&to_ingest(e)),
+    match &done {
+        Outcome::Done(result) => match result.as_ref() {
+            Ok((Some(logs), stats)) => respond(
+                200,
+                vec![("content-type", "application/json".into()), (SCANNED_HEADER, stats.to_string())],
+                serde_json::to_vec(&json!({"logs": logs})).unwrap_or_default(),
+            ),
+            Ok((None, _)) => proliferate_error(&IngestError::NotFound("event".into())),
+            Err(e) => proliferate_error(&to_ingest(e)),
+        },
+        _ => proliferate_error(&IngestError::QueryBusy("the query is still running: retry".into())),
     }
 }

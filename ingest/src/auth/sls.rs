@@ -126,6 +126,14 @@ pub fn verify<'c>(config: &'c Config, req: &Request<'_>, now_ns: i64) -> Result<
             if log_date.get(..8) != Some(date) {
                 return Err(IngestError::SignatureNotMatch);
             }
+            // A signature for another region (another SLS endpoint sharing the key) is
+            // not valid here.
+            if region != config.sls.region {
+                return Err(IngestError::WrongRegion {
+                    region: region.to_owned(),
+                    expected: config.sls.region.clone(),
+                });
+            }
             let key = lookup(config, key_id)?;
             let content_sha256 = check_sha256(headers, req.body)?;
             let secret = key.secret.value().unwrap_or_default();
@@ -482,6 +490,22 @@ mod tests {
             verify(&config(), &request(&h, b"other body", "key=abc"), NOW * 1_000_000_000).unwrap_err(),
             IngestError::ContentSha256Mismatch
         );
+    }
+
+    /// Regression: a V4 signature for any region was accepted.
+    #[test]
+    fn v4_signatures_name_this_endpoints_region() {
+        let signer = Signer { key_id: "ak", secret: "secret" };
+        let body = b"some body";
+        let mut h = headers(&[("content-type", "application/x-protobuf"), ("host", "p.localhost")]);
+        signer.sign_v4("POST", "/logstores/app/shards/lb", &[], &mut h, body, "cn-shanghai", NOW);
+        assert_eq!(
+            verify(&config(), &request(&h, body, ""), NOW * 1_000_000_000).unwrap_err(),
+            IngestError::WrongRegion { region: "cn-shanghai".into(), expected: "cn-hangzhou".into() }
+        );
+        let mut shanghai = config();
+        shanghai.sls.region = "cn-shanghai".into();
+        assert!(verify(&shanghai, &request(&h, body, ""), NOW * 1_000_000_000).is_ok());
     }
 
     #[test]

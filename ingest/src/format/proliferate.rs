@@ -34,13 +34,90 @@ const DEFAULT_ENVIRONMENT: &str = "production";
 #[derive(Deserialize)]
 struct Batch<'a> {
     #[serde(borrow)]
-    api_key: Option<Str<'a>>,
-    #[serde(borrow)]
     environment: Option<Str<'a>>,
     #[serde(borrow)]
     release: Option<Str<'a>>,
     #[serde(borrow)]
     logs: Option<Vec<Entry<'a>>>,
+}
+
+/// What is read of a batch before anything is built: its key and how many entries it
+/// holds. A batch with a bad key or too many entries is refused after one pass over its
+/// bytes that allocates nothing per entry.
+struct Preflight<'a> {
+    api_key: Option<Str<'a>>,
+    logs: Option<usize>,
+}
+
+/// The length of a JSON array, its elements skipped; `None` for anything else.
+struct Count(Option<usize>);
+
+impl<'de> Deserialize<'de> for Count {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct CountVisitor;
+        impl<'de> Visitor<'de> for CountVisitor {
+            type Value = Count;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array")
+            }
+            fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Count, S::Error> {
+                let mut n = 0;
+                while seq.next_element::<IgnoredAny>()?.is_some() {
+                    n += 1;
+                }
+                Ok(Count(Some(n)))
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Count, M::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Count(None))
+            }
+            fn visit_unit<E>(self) -> Result<Count, E> {
+                Ok(Count(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Count, E> {
+                Ok(Count(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Count, E> {
+                Ok(Count(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Count, E> {
+                Ok(Count(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Count, E> {
+                Ok(Count(None))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Count, E> {
+                Ok(Count(None))
+            }
+        }
+        deserializer.deserialize_any(CountVisitor)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Preflight<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct PreflightVisitor;
+        impl<'de> Visitor<'de> for PreflightVisitor {
+            type Value = Preflight<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a batch object")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                let mut out = Preflight { api_key: None, logs: None };
+                while let Some(key) = map.next_key::<Str<'de>>()? {
+                    match &*key {
+                        "api_key" => out.api_key = map.next_value::<Option<Str<'de>>>()?,
+                        "logs" => out.logs = map.next_value::<Count>()?.0,
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(out)
+            }
+        }
+        deserializer.deserialize_map(PreflightVisitor)
+    }
 }
 
 /// One entry as sent: any JSON value. Objects keep their known members as raw values so
@@ -163,14 +240,17 @@ pub fn decode(config: &Config, req: &Request<'_>, ctx: &Context<'_>) -> Result<D
     let codec = Compression::from_content_encoding(encoding)
         .ok_or_else(|| IngestError::InvalidContentEncoding(encoding.unwrap_or("").to_owned()))?;
     let raw = compression::decompress(codec, req.body, None, limits.max_raw_bytes)?;
-    let batch: Batch<'_> = json::parse(&raw).map_err(IngestError::InvalidBody)?;
-    let api_key = batch.api_key.ok_or_else(|| IngestError::InvalidBody("api_key is required".into()))?;
+    // The key and the count first, entries after.
+    let preflight: Preflight<'_> = json::parse(&raw).map_err(IngestError::InvalidBody)?;
+    let api_key = preflight.api_key.ok_or_else(|| IngestError::InvalidBody("api_key is required".into()))?;
     let key = config.proliferate_key(&api_key).ok_or(IngestError::InvalidApiKey)?;
     let target = config.target(&key.project, &key.logstore)?;
-    let logs = batch.logs.ok_or_else(|| IngestError::InvalidBody("logs is required".into()))?;
-    if logs.len() > limits.max_batch_logs {
-        return Err(IngestError::TooManyLogs { limit: limits.max_batch_logs, actual: logs.len() });
+    let count = preflight.logs.ok_or_else(|| IngestError::InvalidBody("logs is required".into()))?;
+    if count > limits.max_batch_logs {
+        return Err(IngestError::TooManyLogs { limit: limits.max_batch_logs, actual: count });
     }
+    let batch: Batch<'_> = json::parse(&raw).map_err(IngestError::InvalidBody)?;
+    let logs = batch.logs.ok_or_else(|| IngestError::InvalidBody("logs is required".into()))?;
     let environment = batch.environment.unwrap_or(Str(Cow::Borrowed(DEFAULT_ENVIRONMENT)));
     let release = batch.release.unwrap_or_default();
     let (body, dropped) = encode_entries(&logs, &environment, &release, limits, ctx.now_ns);
