@@ -50,6 +50,19 @@ impl<'a> Endpoint<'a> {
     }
 }
 
+/// The product whose conventions answer a path, even one no API serves: LTS under
+/// `/v2/`, Proliferate under `/api/`, SLS otherwise (its clients parse JSON errors).
+pub fn product_of_path(path: &str) -> sluice_proto::batch::Product {
+    use sluice_proto::batch::Product;
+    if path.starts_with("/v2/") {
+        Product::Lts
+    } else if path.starts_with("/api/") {
+        Product::Proliferate
+    } else {
+        Product::Sls
+    }
+}
+
 /// The SLS project a request addresses: the first label of `Host`
 /// (`myproject.cn-hangzhou.log.aliyuncs.com`, or `myproject.127.0.0.1` from the SDKs).
 pub fn sls_project_from_host(host: &str) -> Option<&str> {

@@ -51,6 +51,10 @@ pub enum ErrorCode {
     RequestTimeout,
     /// Too many queries at once, for the server or for one credential.
     ExceedQuota,
+    /// A query failed on the server's side (storage, a bug): not retryable as is.
+    QueryFailed,
+    /// The edge is not configured: retryable once an operator fixes it.
+    Misconfigured,
 }
 
 /// Why a request was refused. Messages are lowercase and say what to fix.
@@ -159,6 +163,8 @@ pub enum IngestError {
     BodyTooSlow { min_bytes_per_sec: u64 },
     #[error("{0}")]
     QueryBusy(String),
+    #[error("the edge is not configured: {0}")]
+    Misconfigured(String),
 }
 
 impl IngestError {
@@ -202,7 +208,9 @@ impl IngestError {
             Self::TooManyLogs { .. } => C::TooManyLogs,
             Self::WriteQuotaExceed { .. } => C::WriteQuotaExceed,
             Self::ServerBusy => C::ServerBusy,
-            Self::StorageUnavailable | Self::QueryFailed(_) => C::InternalServerError,
+            Self::StorageUnavailable => C::InternalServerError,
+            Self::QueryFailed(_) => C::QueryFailed,
+            Self::Misconfigured(_) => C::Misconfigured,
             Self::InvalidTimeRange { .. } => C::InvalidTimeRange,
             Self::InvalidQueryString(_) => C::InvalidQueryString,
             Self::InvalidParameter { .. } => C::InvalidParameter,

@@ -106,3 +106,10 @@ pub fn handle(
 pub fn refuse(product: Product, error: &IngestError, request_id: &str) -> Response {
     response::error(product, error, request_id)
 }
+
+/// The answer to a path no API serves: the `404` of the product its path belongs to,
+/// with that product's error body (never plain text: clients parse it).
+pub fn not_found(method: &str, path: &str, request_id: &str) -> Response {
+    let error = IngestError::NotFound(format!("{method} {path}"));
+    response::error(endpoint::product_of_path(path), &error, request_id)
+}

@@ -60,7 +60,7 @@ pub fn sls_status(code: ErrorCode) -> (u16, &'static str) {
         C::WriteQuotaExceed => (403, "WriteQuotaExceed"),
         C::ProjectNotExist => (404, "ProjectNotExist"),
         C::LogStoreNotExist => (404, "LogStoreNotExist"),
-        C::InternalServerError => (500, "InternalServerError"),
+        C::InternalServerError | C::QueryFailed | C::Misconfigured => (500, "InternalServerError"),
         C::ServerBusy => (503, "ServerBusy"),
         C::InvalidTimeRange => (400, "InvalidTimeRange"),
         C::InvalidQueryString => (400, "InvalidQueryString"),
@@ -78,8 +78,8 @@ pub fn lts_status(code: ErrorCode) -> (u16, &'static str) {
     match code {
         C::Unauthorized | C::SignatureNotMatch | C::MissAccessKeyId | C::ProjectNotExist => (401, "SVCSTG.ALS.403.105"),
         C::WriteQuotaExceed => (400, "SVCSTG.ALS.200.210"),
-        C::LogStoreNotExist => (404, "LTS.0201"),
-        C::InternalServerError => (500, "LTS.0010"),
+        C::LogStoreNotExist | C::NotFound => (404, "LTS.0201"),
+        C::InternalServerError | C::QueryFailed | C::Misconfigured => (500, "LTS.0010"),
         C::ServerBusy => (503, "LTS.0010"),
         C::RequestTimeout => (408, "SVCSTG.ALS.200.201"),
         _ => (400, "SVCSTG.ALS.200.201"),
@@ -98,7 +98,8 @@ pub fn proliferate_status(code: ErrorCode) -> u16 {
         C::MissingContentLength => 411,
         C::WriteQuotaExceed | C::ExceedQuota => 429,
         C::RequestTimeout => 408,
-        C::InternalServerError | C::ServerBusy => 503,
+        C::InternalServerError | C::ServerBusy | C::Misconfigured => 503,
+        C::QueryFailed => 500,
         _ => 422,
     }
 }
@@ -118,7 +119,7 @@ pub fn error(product: Product, err: &IngestError, request_id: &str) -> Response 
             Response::json(status, serde_json::json!({"errorCode": code, "errorMessage": message, "result": null}))
         }
         Product::Proliferate => {
-            let status = if matches!(err, IngestError::QueryFailed(_)) { 500 } else { proliferate_status(code) };
+            let status = proliferate_status(code);
             let detail = match status {
                 401 => serde_json::json!("Invalid API key"),
                 503 if code == ErrorCode::InternalServerError => {

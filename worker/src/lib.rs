@@ -25,7 +25,7 @@ thread_local! {
     static EDGE: RefCell<Option<Rc<Edge>>> = const { RefCell::new(None) };
 }
 
-fn edge(env: &Env) -> Result<Rc<Edge>, String> {
+fn edge(env: &Env) -> Result<Rc<Edge>, settings::SettingsError> {
     if let Some(edge) = EDGE.with(|e| e.borrow().clone()) {
         return Ok(edge);
     }
@@ -42,16 +42,17 @@ async fn fetch(mut req: worker::Request, env: Env, _ctx: worker::Context) -> wor
     if method == Method::Get && path == "/health" {
         return Response::ok("ok");
     }
+    let request_id = request_id();
     let Some(endpoint) = Endpoint::recognize(method.as_ref(), &path) else {
-        return Response::error("no such endpoint\n", 404);
+        return to_response(sluice_ingest::not_found(method.as_ref(), &path, &request_id));
     };
     let product = endpoint.product();
-    let request_id = request_id();
     let edge = match edge(&env) {
         Ok(edge) => edge,
-        Err(message) => {
-            worker::console_error!("sluice: configuration error: {message}");
-            return Response::error(format!("sluice is not configured: {message}\n"), 500);
+        Err(error) => {
+            worker::console_error!("sluice: configuration error: {error}");
+            let error = IngestError::Misconfigured(error.to_string());
+            return to_response(sluice_ingest::refuse(product, &error, &request_id));
         }
     };
     let limit = edge.config.limits.max_body_bytes();
@@ -76,7 +77,7 @@ async fn fetch(mut req: worker::Request, env: Env, _ctx: worker::Context) -> wor
         && let Err(error) = edge.storage.put(&env, &batch.key.to_string(), &batch.bytes).await
     {
         worker::console_error!("sluice: storing {} failed: {error}", batch.key);
-        if error.throttled {
+        if error.throttled() {
             return to_response(sluice_ingest::refuse(product, &IngestError::ServerBusy, &request_id));
         }
         return to_response(accepted.storage_failed(&request_id));

@@ -17,7 +17,33 @@ use sluice_ingest::quota::TokenBuckets;
 use std::sync::Mutex;
 use worker::Env;
 
-use crate::storage::{Retry, S3Target, Storage};
+use crate::storage::{Retry, S3Target, S3TargetError, Storage};
+
+/// Why the worker's configuration cannot be used; each says what to set.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SettingsError {
+    #[error("SLUICE_CONFIG is missing or not a table ({0}); see README, 'Deploying the worker'")]
+    MissingConfig(String),
+    #[error("SLUICE_CONFIG is not valid: {0}")]
+    InvalidConfig(#[from] serde_json::Error),
+    #[error("SLUICE_CONFIG: {0}")]
+    Config(#[from] sluice_ingest::config::ConfigError),
+    #[error(
+        "SLUICE_CONFIG holds the public demo credentials; replace them with secrets, or set SLUICE_ALLOW_DEMO_CREDENTIALS = \"true\" for local development"
+    )]
+    DemoCredentials,
+    #[error("{name} must be a number, not {value:?}")]
+    NotANumber { name: &'static str, value: String },
+    #[error("{0} is not set")]
+    Missing(&'static str),
+    #[error("SLUICE_STORAGE is r2 but there is no RAW bucket binding")]
+    NoR2Binding,
+    #[error("SLUICE_STORAGE must be r2 or s3, not {0:?}")]
+    UnknownStorage(String),
+    #[error(transparent)]
+    S3(#[from] S3TargetError),
+}
 
 /// Everything a request needs, parsed once per isolate.
 #[derive(Debug)]
@@ -32,26 +58,23 @@ fn text(env: &Env, name: &str) -> Option<String> {
     env.secret(name).ok().map(|s| s.to_string()).or_else(|| env.var(name).ok().map(|v| v.to_string()))
 }
 
-fn required(env: &Env, name: &str) -> Result<String, String> {
-    text(env, name).filter(|v| !v.is_empty()).ok_or_else(|| format!("{name} is not set"))
+fn required(env: &Env, name: &'static str) -> Result<String, SettingsError> {
+    text(env, name).filter(|v| !v.is_empty()).ok_or(SettingsError::Missing(name))
 }
 
 impl Edge {
-    pub fn from_env(env: &Env) -> Result<Self, String> {
-        let raw: serde_json::Value = env.object_var("SLUICE_CONFIG").map_err(|e| {
-            format!("SLUICE_CONFIG is missing or not a table ({e}); see README, 'Deploying the worker'")
-        })?;
-        let config: Config = serde_json::from_value(raw).map_err(|e| format!("SLUICE_CONFIG is not valid: {e}"))?;
-        let config = config.resolve(|name| text(env, name)).map_err(|e| format!("SLUICE_CONFIG: {e}"))?;
+    pub fn from_env(env: &Env) -> Result<Self, SettingsError> {
+        let raw: serde_json::Value =
+            env.object_var("SLUICE_CONFIG").map_err(|e| SettingsError::MissingConfig(e.to_string()))?;
+        let config: Config = serde_json::from_value(raw)?;
+        let config = config.resolve(|name| text(env, name))?;
         if config.has_demo_credentials() && text(env, "SLUICE_ALLOW_DEMO_CREDENTIALS").as_deref() != Some("true") {
-            return Err("SLUICE_CONFIG holds the public demo credentials; replace them with secrets, \
-                        or set SLUICE_ALLOW_DEMO_CREDENTIALS = \"true\" for local development"
-                .into());
+            return Err(SettingsError::DemoCredentials);
         }
-        let number = |name: &str, default: u32| -> Result<u32, String> {
+        let number = |name: &'static str, default: u32| -> Result<u32, SettingsError> {
             match text(env, name) {
                 None => Ok(default),
-                Some(v) => v.parse().map_err(|_| format!("{name} must be a number, not {v:?}")),
+                Some(value) => value.parse().map_err(|_| SettingsError::NotANumber { name, value }),
             }
         };
         let retry = Retry {
@@ -60,7 +83,7 @@ impl Edge {
         };
         let storage = match text(env, "SLUICE_STORAGE").as_deref().unwrap_or("r2") {
             "r2" => {
-                env.bucket("RAW").map_err(|_| "SLUICE_STORAGE is r2 but there is no RAW bucket binding".to_owned())?;
+                env.bucket("RAW").map_err(|_| SettingsError::NoR2Binding)?;
                 Storage::R2 { binding: "RAW", retry }
             }
             "s3" => Storage::S3 {
@@ -75,7 +98,7 @@ impl Edge {
                 )?),
                 retry,
             },
-            other => return Err(format!("SLUICE_STORAGE must be r2 or s3, not {other:?}")),
+            other => return Err(SettingsError::UnknownStorage(other.to_owned())),
         };
         Ok(Self { config, storage, quotas: Mutex::new(TokenBuckets::default()) })
     }

@@ -40,6 +40,16 @@ impl fmt::Debug for S3Target {
     }
 }
 
+/// Why an S3 target cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum S3TargetError {
+    #[error("SLUICE_S3_ENDPOINT {endpoint:?} is not a url: {source}")]
+    Endpoint { endpoint: String, source: url::ParseError },
+    #[error("SLUICE_S3_BUCKET {bucket:?}: {source}")]
+    Bucket { bucket: String, source: rusty_s3::BucketError },
+}
+
 impl S3Target {
     pub fn new(
         endpoint: &str,
@@ -49,11 +59,12 @@ impl S3Target {
         path_style: bool,
         access_key_id: &str,
         secret_access_key: &str,
-    ) -> Result<Self, String> {
-        let url = endpoint.parse().map_err(|e| format!("SLUICE_S3_ENDPOINT {endpoint:?} is not a url: {e}"))?;
+    ) -> Result<Self, S3TargetError> {
+        let url =
+            endpoint.parse().map_err(|source| S3TargetError::Endpoint { endpoint: endpoint.to_owned(), source })?;
         let style = if path_style { UrlStyle::Path } else { UrlStyle::VirtualHost };
         let bucket = Bucket::new(url, style, bucket.to_owned(), region.to_owned())
-            .map_err(|e| format!("SLUICE_S3_BUCKET {bucket:?}: {e}"))?;
+            .map_err(|source| S3TargetError::Bucket { bucket: bucket.to_owned(), source })?;
         let prefix = prefix.trim_matches('/').to_owned();
         Ok(Self { bucket, credentials: Credentials::new(access_key_id, secret_access_key), prefix })
     }
@@ -70,32 +81,35 @@ pub enum Storage {
     S3 { target: Box<S3Target>, retry: Retry },
 }
 
-/// Why a put failed, after every attempt.
-#[derive(Debug)]
+/// Why a put failed, after every attempt: the last attempt's error.
+#[derive(Debug, thiserror::Error)]
+#[error("{last} after {attempts} attempt(s)")]
 pub struct PutError {
     pub attempts: u32,
-    pub last: String,
+    pub last: AttemptError,
+}
+
+impl PutError {
     /// The store was shedding load (S3 `503 SlowDown`, `429`) rather than failing.
-    pub throttled: bool,
+    pub fn throttled(&self) -> bool {
+        matches!(self.last, AttemptError::Status { status: 503 | 429, .. })
+    }
 }
 
 /// One failed attempt.
-#[derive(Debug)]
-struct AttemptError {
-    message: String,
-    throttled: bool,
-}
-
-impl From<String> for AttemptError {
-    fn from(message: String) -> Self {
-        Self { message, throttled: false }
-    }
-}
-
-impl fmt::Display for PutError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} after {} attempt(s)", self.last, self.attempts)
-    }
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AttemptError {
+    #[error("timed out after {0} ms")]
+    Timeout(u32),
+    #[error("the store answered {status}: {body}")]
+    Status { status: u16, body: String },
+    #[error("the Workers runtime: {0}")]
+    Runtime(#[from] worker::Error),
+    #[error("the clock: {0}")]
+    Clock(#[from] jiff::Error),
+    #[error("no attempt was made")]
+    NotTried,
 }
 
 impl Storage {
@@ -104,7 +118,7 @@ impl Storage {
         let retry = match self {
             Self::R2 { retry, .. } | Self::S3 { retry, .. } => *retry,
         };
-        let mut last = AttemptError::from(String::new());
+        let mut last = AttemptError::NotTried;
         for attempt in 1..=retry.attempts {
             if attempt > 1 {
                 Delay::from(Retry::backoff(attempt - 1)).await;
@@ -116,12 +130,12 @@ impl Storage {
             match result {
                 Ok(()) => return Ok(()),
                 Err(e) => {
-                    worker::console_warn!("sluice: put {key}, attempt {attempt}: {}", e.message);
+                    worker::console_warn!("sluice: put {key}, attempt {attempt}: {e}");
                     last = e;
                 }
             }
         }
-        Err(PutError { attempts: retry.attempts, last: last.message, throttled: last.throttled })
+        Err(PutError { attempts: retry.attempts, last })
     }
 }
 
@@ -138,45 +152,39 @@ async fn with_timeout<T>(
             if let Some(controller) = controller {
                 controller.abort();
             }
-            Err(format!("timed out after {timeout_ms} ms").into())
+            Err(AttemptError::Timeout(timeout_ms))
         }
     }
 }
 
 async fn put_r2(env: &Env, binding: &str, key: &str, bytes: &[u8], timeout_ms: u32) -> Result<(), AttemptError> {
-    let bucket = env.bucket(binding).map_err(|e| e.to_string())?;
-    with_timeout(timeout_ms, None, async {
-        bucket.put(key, bytes.to_vec()).execute().await.map(|_| ()).map_err(|e| AttemptError::from(e.to_string()))
-    })
-    .await
+    let bucket = env.bucket(binding)?;
+    with_timeout(timeout_ms, None, async { Ok(bucket.put(key, bytes.to_vec()).execute().await.map(|_| ())?) }).await
 }
 
 async fn put_s3(target: &S3Target, key: &str, bytes: &[u8], timeout_ms: u32) -> Result<(), AttemptError> {
     let object = target.object(key);
     let mut action = target.bucket.put_object(Some(&target.credentials), &object);
     action.headers_mut().insert("x-amz-content-sha256", "UNSIGNED-PAYLOAD");
-    let now = jiff::Timestamp::from_millisecond(worker::Date::now().as_millis() as i64).map_err(|e| e.to_string())?;
+    let now = jiff::Timestamp::from_millisecond(worker::Date::now().as_millis() as i64)?;
     let url = action.sign_with_time(Duration::from_secs(900), &now);
 
     let headers = worker::Headers::new();
-    headers.set("x-amz-content-sha256", "UNSIGNED-PAYLOAD").map_err(|e| e.to_string())?;
-    headers.set("content-type", "application/octet-stream").map_err(|e| e.to_string())?;
+    headers.set("x-amz-content-sha256", "UNSIGNED-PAYLOAD")?;
+    headers.set("content-type", "application/octet-stream")?;
     let mut init = RequestInit::new();
     init.with_method(Method::Put).with_headers(headers).with_body(Some(worker::js_sys::Uint8Array::from(bytes).into()));
-    let request = worker::Request::new_with_init(url.as_str(), &init).map_err(|e| e.to_string())?;
+    let request = worker::Request::new_with_init(url.as_str(), &init)?;
     let controller = AbortController::default();
     let signal = controller.signal();
     with_timeout(timeout_ms, Some(controller), async {
-        let mut response = Fetch::Request(request).send_with_signal(&signal).await.map_err(|e| e.to_string())?;
+        let mut response = Fetch::Request(request).send_with_signal(&signal).await?;
         let status = response.status_code();
         if (200..300).contains(&status) {
             Ok(())
         } else {
             let body = response.text().await.unwrap_or_default();
-            Err(AttemptError {
-                message: format!("s3 answered {status}: {}", body.chars().take(300).collect::<String>()),
-                throttled: status == 503 || status == 429,
-            })
+            Err(AttemptError::Status { status, body: body.chars().take(300).collect() })
         }
     })
     .await

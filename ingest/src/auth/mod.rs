@@ -1,4 +1,11 @@
-//! Authentication: SLS request signatures (V1 and V4). LTS tokens and Proliferate API
-//! keys are plain lookups in [`crate::config::Config`].
+//! Who may write or read where, once for each product, called by the ingest decoders
+//! ([`crate::format`]) and by the query APIs alike: each `authorize` checks a request's
+//! credential and returns the [`crate::Target`] (project and logstore) it may use.
+//!
+//! - [`sls`]: request signatures (V1 and V4) and the project from `Host`;
+//! - [`lts`]: `X-Auth-Token` and the log stream's logstore;
+//! - [`proliferate`]: API keys, each mapped to its project.
 
+pub mod lts;
+pub mod proliferate;
 pub mod sls;

@@ -14,7 +14,9 @@ use md5::Md5;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
+use crate::Target;
 use crate::config::{AccessKey, Config};
+use crate::endpoint::sls_project_from_host;
 use crate::error::IngestError;
 use crate::request::{Headers, Request};
 use crate::time;
@@ -73,6 +75,24 @@ impl<'a> Authorization<'a> {
         }
         Ok(Self::V1 { key_id, signature })
     }
+}
+
+/// Checks a request's signature, then where it goes: the project (the first label of
+/// `Host`), whether the key may use it, and the logstore. Returns the logstore and the
+/// access key.
+pub fn authorize<'c>(
+    config: &'c Config,
+    req: &Request<'_>,
+    logstore: &str,
+    now_ns: i64,
+) -> Result<(Target, &'c AccessKey), IngestError> {
+    let key = verify(config, req, now_ns)?;
+    let host = req.headers.get("host").unwrap_or("");
+    let project = sls_project_from_host(host).ok_or_else(|| IngestError::ProjectNotExist(host.to_owned()))?;
+    if !key.projects.is_empty() && !key.projects.iter().any(|p| p == project) {
+        return Err(IngestError::AccessDenied { key_id: key.id.clone(), project: project.to_owned() });
+    }
+    Ok((config.target(project, logstore)?, key))
 }
 
 /// Checks a request's `x-log-apiversion`, signature, date and body hash, and returns the

@@ -15,6 +15,7 @@ use std::borrow::Cow;
 
 use super::Decoded;
 use super::json::{self, Members, Scalar, Str, scalar};
+use crate::auth;
 use crate::batch::BatchId;
 use crate::compression::{self, Compression};
 use crate::config::{Config, Limits};
@@ -72,13 +73,9 @@ pub fn decode(
     ctx: &Context<'_>,
 ) -> Result<Decoded, IngestError> {
     let headers = req.headers;
-    let token =
-        headers.get("x-auth-token").map(str::trim).filter(|t| !t.is_empty()).ok_or(IngestError::InvalidToken)?;
-    let token = config.lts_token(token).ok_or(IngestError::InvalidToken)?;
-    if !token.project_ids.is_empty() && !token.project_ids.iter().any(|p| p == stream.project_id) {
-        return Err(IngestError::TokenDenied(stream.project_id.to_owned()));
-    }
-    let target = config.lts_target(stream.project_id, stream.group_id, stream.stream_id)?;
+    let named =
+        auth::lts::Stream { project_id: stream.project_id, group_id: stream.group_id, stream_id: stream.stream_id };
+    let target = auth::lts::authorize(config, headers, named)?;
     let limits = &config.limits;
     if req.body.len() > limits.max_body_bytes() {
         return Err(IngestError::BodyTooLarge { limit: limits.max_body_bytes(), actual: req.body.len() });

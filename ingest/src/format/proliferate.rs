@@ -18,6 +18,7 @@ use std::fmt;
 
 use super::Decoded;
 use super::json::{self, MaybeMembers, Scalar, Str, opt_str, scalar};
+use crate::auth;
 use crate::batch::BatchId;
 use crate::compression::{self, Compression};
 use crate::config::{Config, Limits};
@@ -243,8 +244,7 @@ pub fn decode(config: &Config, req: &Request<'_>, ctx: &Context<'_>) -> Result<D
     // The key and the count first, entries after.
     let preflight: Preflight<'_> = json::parse(&raw).map_err(IngestError::InvalidBody)?;
     let api_key = preflight.api_key.ok_or_else(|| IngestError::InvalidBody("api_key is required".into()))?;
-    let key = config.proliferate_key(&api_key).ok_or(IngestError::InvalidApiKey)?;
-    let target = config.target(&key.project, &key.logstore)?;
+    let (target, _key) = auth::proliferate::authorize(config, Some(&api_key), None)?;
     let count = preflight.logs.ok_or_else(|| IngestError::InvalidBody("logs is required".into()))?;
     if count > limits.max_batch_logs {
         return Err(IngestError::TooManyLogs { limit: limits.max_batch_logs, actual: count });

@@ -11,7 +11,6 @@ use crate::auth;
 use crate::batch::BatchId;
 use crate::compression::{self, Compression};
 use crate::config::{Config, Limits};
-use crate::endpoint::sls_project_from_host;
 use crate::error::IngestError;
 use crate::record::{BodyWriter, EncodedBody, FieldRef, GroupRef, RecordRef, is_canonical_field};
 use crate::request::{Context, Request};
@@ -74,13 +73,7 @@ pub fn decode(config: &Config, logstore: &str, req: &Request<'_>, ctx: &Context<
             });
         }
     }
-    let key = auth::sls::verify(config, req, ctx.now_ns)?;
-    let host = headers.get("host").unwrap_or("");
-    let project = sls_project_from_host(host).ok_or_else(|| IngestError::ProjectNotExist(host.to_owned()))?;
-    if !key.projects.is_empty() && !key.projects.iter().any(|p| p == project) {
-        return Err(IngestError::AccessDenied { key_id: key.id.clone(), project: project.to_owned() });
-    }
-    let target = config.target(project, logstore)?;
+    let (target, _key) = auth::sls::authorize(config, req, logstore, ctx.now_ns)?;
 
     let limits = &config.limits;
     let raw_size = headers.get("x-log-bodyrawsize").ok_or(IngestError::MissingBodyRawSize)?;

@@ -1,0 +1,283 @@
+//! The HTTP server: ingest APIs (the same as the edge worker's), query APIs and health.
+//!
+//! Connections are served by [`serve`], which bounds what a client can hold: how many
+//! connections are open, how long request headers may take, how large they may be; a
+//! request body must keep arriving at a minimum rate ([`read_body`]) and all bodies being
+//! read share a byte budget. A request takes one of `max_concurrent_requests` slots only
+//! once its body has arrived, so slow clients never starve the others.
+
+mod ingest;
+mod jobs;
+mod query;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use futures::StreamExt;
+use sluice_ingest::quota::TokenBuckets;
+use sluice_ingest::{Config, IngestError};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::runtime::Handle;
+use tokio::sync::Semaphore;
+
+use crate::query::proliferate::Page;
+use crate::query::scan::ScanStats;
+use crate::query::sls::Logs;
+use crate::query::source::Cache;
+use crate::query::{QueryError, QueryLimits};
+use crate::settings::Settings;
+use crate::storage::Storage;
+
+pub use jobs::Limiter;
+
+/// A histogram bucket: `[from, to)` in seconds and its count.
+type Bucket = (i64, i64, u64);
+type Answer<T> = Result<(T, ScanStats), QueryError>;
+
+/// How request bodies must arrive.
+#[derive(Debug)]
+struct BodyRules {
+    window: Duration,
+    min_bytes_per_sec: u64,
+    /// Kilobytes of bodies being read, across requests.
+    buffer: Arc<Semaphore>,
+}
+
+/// What every handler shares.
+#[derive(Debug)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub storage: Storage,
+    quotas: Mutex<TokenBuckets>,
+    /// Requests being handled once their body arrived.
+    inflight: Semaphore,
+    body: BodyRules,
+    request_ids: RequestIds,
+    query_cache: Cache,
+    limits: QueryLimits,
+    histograms: jobs::Jobs<Answer<Vec<Bucket>>>,
+    logs: jobs::Jobs<Answer<Logs>>,
+    searches: jobs::Jobs<Answer<Page>>,
+    events: jobs::Jobs<Answer<Option<Vec<serde_json::Value>>>>,
+    /// How long a query request waits before answering `Incomplete`.
+    query_deadline: Duration,
+    /// How long a query may run before it is cancelled.
+    query_budget: Duration,
+    /// How far back commits are checked for consumed raw batches.
+    lookback: Duration,
+}
+
+impl AppState {
+    /// The state of a server with these settings; queries run on `queries` (a runtime
+    /// of their own, see [`query_runtime`]).
+    pub fn new(settings: &Settings, storage: Storage, queries: Handle) -> Self {
+        let server = &settings.server;
+        let limits = settings.query.limits();
+        // The job's own bound, a second behind the one the query enforces itself
+        // ([`crate::query::deadline`]), for what happens outside its plans.
+        let budget = limits.timeout + Duration::from_secs(1);
+        let limiter = Limiter::new(settings.query.max_concurrent, settings.query.max_concurrent_per_credential);
+        let keep = Duration::from_secs(300);
+        let buffer_kb = usize::try_from(server.max_body_buffer_mb.max(1) * 1024).unwrap_or(usize::MAX >> 4);
+        Self {
+            config: Arc::new(settings.ingest.clone()),
+            storage,
+            quotas: Mutex::new(TokenBuckets::default()),
+            inflight: Semaphore::new(server.max_concurrent_requests.max(1)),
+            body: BodyRules {
+                window: Duration::from_secs(server.body_timeout_secs.max(1)),
+                min_bytes_per_sec: server.min_body_bytes_per_sec,
+                buffer: Arc::new(Semaphore::new(buffer_kb.min(Semaphore::MAX_PERMITS))),
+            },
+            request_ids: RequestIds::new(),
+            query_cache: Cache::default(),
+            limits,
+            histograms: jobs::Jobs::new(keep, limiter.clone(), queries.clone(), budget),
+            logs: jobs::Jobs::new(keep, limiter.clone(), queries.clone(), budget),
+            searches: jobs::Jobs::new(keep, limiter.clone(), queries.clone(), budget),
+            events: jobs::Jobs::new(keep, limiter, queries.clone(), budget),
+            query_deadline: Duration::from_secs(server.query_deadline_secs),
+            query_budget: budget,
+            lookback: Duration::from_secs(settings.compaction.lookback_hours * 3600),
+        }
+    }
+}
+
+/// The runtime queries run on: one thread per core, each at a lower scheduling priority
+/// (nice 10) than the threads that take ingest, with room for deep query plans on its
+/// stack. A burst of expensive queries then slows other queries, not PutLogs.
+pub fn query_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .thread_name("sluice-query")
+        .thread_stack_size(32 << 20)
+        .on_thread_start(|| {
+            if let Err(error) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 10) {
+                tracing::debug!(%error, "cannot lower the priority of a query thread");
+            }
+        })
+        .enable_all()
+        .build()
+}
+
+/// The routes of `sluice serve`.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/logstores/{logstore}", get(query::sls_get).post(ingest::ingest))
+        .route("/logstores/{logstore}/logs", post(query::sls_logs_v2))
+        .route("/api/v1/projects/{project_id}/logs", get(query::proliferate_search))
+        .route("/api/v1/events/{event_id}/logs", get(query::proliferate_event))
+        .fallback(ingest::ingest)
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then lets open requests
+/// finish. See the module documentation for the bounds.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    settings: &crate::settings::ServerSettings,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let connections = Arc::new(Semaphore::new(settings.max_connections.clamp(1, Semaphore::MAX_PERMITS)));
+    let header_timeout = Duration::from_secs(settings.header_timeout_secs.max(1));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let Ok(permit) = connections.clone().acquire_owned().await else { break };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Out of file descriptors and the like: wait, do not give up serving.
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = {
+            let router = router.clone();
+            hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                tower::ServiceExt::oneshot(router.clone(), request.map(Body::new))
+            })
+        };
+        let mut stopped = stopped.clone();
+        let stop = async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
+        tokio::spawn(async move {
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .max_buf_size(64 * 1024)
+                .serve_connection(TokioIo::new(stream), service);
+            let mut connection = std::pin::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                () = stop => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.as_mut().await;
+                }
+            }
+            drop(permit);
+        });
+    }
+    let _ = stop.send(true);
+    // Open connections finish their requests.
+    let _ = connections.acquire_many(u32::try_from(settings.max_connections.max(1)).unwrap_or(u32::MAX)).await;
+}
+
+/// Reads a request body of at most `limit` bytes. It must keep arriving: at least
+/// `min_bytes_per_sec` over every window of `body_timeout_secs`, or the request is
+/// refused with [`IngestError::BodyTooSlow`]. Bodies being read share the server's
+/// buffer budget; over it, [`IngestError::ServerBusy`].
+async fn read_body(state: &AppState, body: Body, limit: usize) -> Result<Bytes, IngestError> {
+    let rules = &state.body;
+    let mut stream = body.into_data_stream();
+    let mut out = Vec::new();
+    let mut held = Vec::new();
+    let mut window_end = tokio::time::Instant::now() + rules.window;
+    let mut window_bytes = 0u64;
+    let window_floor = rules.min_bytes_per_sec * rules.window.as_secs();
+    loop {
+        let chunk = match tokio::time::timeout_at(window_end, stream.next()).await {
+            Ok(Some(Ok(chunk))) => chunk,
+            Ok(None) => break,
+            Ok(Some(Err(_))) => return Err(IngestError::InvalidBody("the request body could not be read".into())),
+            Err(_) => {
+                if window_bytes < window_floor {
+                    return Err(IngestError::BodyTooSlow { min_bytes_per_sec: rules.min_bytes_per_sec });
+                }
+                window_end += rules.window;
+                window_bytes = 0;
+                continue;
+            }
+        };
+        if out.len() + chunk.len() > limit {
+            return Err(IngestError::BodyTooLarge { limit, actual: out.len() + chunk.len() });
+        }
+        let kb = u32::try_from(chunk.len().div_ceil(1024)).unwrap_or(u32::MAX);
+        match rules.buffer.clone().try_acquire_many_owned(kb) {
+            Ok(permit) => held.push(permit),
+            Err(_) => return Err(IngestError::ServerBusy),
+        }
+        window_bytes += chunk.len() as u64;
+        out.extend_from_slice(&chunk);
+        if tokio::time::Instant::now() >= window_end {
+            if window_bytes < window_floor {
+                return Err(IngestError::BodyTooSlow { min_bytes_per_sec: rules.min_bytes_per_sec });
+            }
+            window_end = tokio::time::Instant::now() + rules.window;
+            window_bytes = 0;
+        }
+    }
+    Ok(Bytes::from(out))
+}
+
+/// A core response as an HTTP response.
+fn to_http(response: sluice_ingest::Response) -> Response {
+    let mut out = Response::new(Body::from(response.body));
+    *out.status_mut() = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in response.headers {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            out.headers_mut().insert(HeaderName::from_static(name), value);
+        }
+    }
+    out
+}
+
+async fn health() -> &'static str {
+    "ok"
+}
+
+/// Nanoseconds since the epoch, from the system clock.
+pub fn now_ns() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64)
+}
+
+/// Request ids as SLS writes them: 24 uppercase hex digits, unique per process.
+#[derive(Debug)]
+struct RequestIds {
+    prefix: u32,
+    counter: AtomicU64,
+}
+
+impl RequestIds {
+    fn new() -> Self {
+        let seed = now_ns() as u64 ^ u64::from(std::process::id()).rotate_left(32);
+        Self { prefix: (seed ^ (seed >> 32)) as u32, counter: AtomicU64::new(seed.rotate_left(17)) }
+    }
+
+    fn next(&self) -> String {
+        format!("{:08X}{:016X}", self.prefix, self.counter.fetch_add(1, Ordering::Relaxed))
+    }
+}
