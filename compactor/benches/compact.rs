@@ -16,8 +16,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use prost::Message;
 use sluice_compactor::compact::{self, CompactOptions, Quiet};
-use sluice_compactor::storage;
-use sluice_compactor::table::FileSettings;
+use sluice_compactor::lake::schema::FileSettings;
+use sluice_compactor::lake::store as storage;
 use sluice_ingest::Product;
 use sluice_ingest::batch::{self, BatchId};
 use sluice_ingest::config::Limits;
@@ -178,7 +178,8 @@ fn main() {
         ..CompactOptions::default()
     };
     let started = Instant::now();
-    let summary = runtime.block_on(compact::compact_all(&storage, &options, &Quiet)).unwrap();
+    let now_ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64;
+    let summary = runtime.block_on(compact::compact_all(&storage, &options, &Quiet, now_ns)).unwrap();
     let seconds = started.elapsed().as_secs_f64();
     let table = dir_size(&data.join("tables"), ".parquet");
     assert_eq!(summary.records, written);

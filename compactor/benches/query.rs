@@ -16,11 +16,13 @@
 use prost::Message;
 use serde_json::{Value, json};
 use sluice_compactor::compact::{self, CompactOptions, Quiet};
+use sluice_compactor::lake::rows::{int_at, text_at};
+use sluice_compactor::lake::schema::TIME_NS;
+use sluice_compactor::lake::store as storage;
 use sluice_compactor::query::scan::ScanStats;
 use sluice_compactor::query::sls::{self, Page, Range};
-use sluice_compactor::query::source::{Cache, Source};
+use sluice_compactor::query::source::{Cache, Reading, Shared, Source};
 use sluice_compactor::query::syntax;
-use sluice_compactor::storage::{self, Storage};
 use sluice_ingest::Product;
 use sluice_ingest::batch::{self, BatchId};
 use sluice_ingest::config::Limits;
@@ -82,7 +84,8 @@ fn generate(dir: &Path, logs: usize) -> Meta {
     let storage = storage::open(&data.display().to_string(), &Default::default()).unwrap();
     let started = Instant::now();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let summary = runtime.block_on(compact::compact_all(&storage, &CompactOptions::default(), &Quiet)).unwrap();
+    let summary =
+        runtime.block_on(compact::compact_all(&storage, &CompactOptions::default(), &Quiet, now_ns())).unwrap();
     assert_eq!(summary.records, written);
     eprintln!("compacted in {:.1} s ({} commits)", started.elapsed().as_secs_f64(), summary.commits);
     Meta { logs: written, trace_id }
@@ -194,24 +197,18 @@ fn cases(meta: &Meta, frequent: &[String]) -> Vec<Case> {
 
 /// An answer in a form both engines can give: histogram counts by bucket, the times of
 /// the logs found, or the SQL rows as strings.
-fn sluice_answer(rt: &tokio::runtime::Runtime, storage: &Storage, cache: &Cache, case: &Case) -> (Value, ScanStats) {
+fn now_ns() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64)
+}
+
+fn sluice_answer(rt: &tokio::runtime::Runtime, shared: &Shared, case: &Case) -> (Value, ScanStats) {
     let (from, to) = case.range;
     let range = Range::new(from, 0, to, 0).expect("a range in the bench's days");
-    let limits = sluice_compactor::query::QueryLimits::default();
     let query = syntax::parse(&case.sls).unwrap();
+    let reading =
+        Reading { project: PROJECT, logstore: LOGSTORE, from_ns: range.from_ns, to_ns: range.to_ns, now_ns: now_ns() };
     rt.block_on(async {
-        let source = Source::open(
-            storage,
-            PROJECT,
-            LOGSTORE,
-            range.from_ns,
-            range.to_ns,
-            Duration::from_secs(86_400),
-            cache,
-            &limits,
-        )
-        .await
-        .unwrap();
+        let source = Source::open(shared, reading).await.unwrap();
         let answer = if case.histogram {
             let buckets = sls::histogram(&source, range, from, to, None, &query).await.unwrap();
             let counts: BTreeMap<String, u64> =
@@ -221,16 +218,28 @@ fn sluice_answer(rt: &tokio::runtime::Runtime, storage: &Storage, cache: &Cache,
             let page = Page { line: 100, offset: 0, reverse: false };
             let logs = sls::logs(&source, range, None, &query, &page, &HashMap::new()).await.unwrap();
             if logs.has_sql {
-                json!(logs.rows)
+                let rows: Vec<serde_json::Map<String, Value>> = logs
+                    .batches
+                    .iter()
+                    .flat_map(|b| {
+                        (0..b.num_rows()).map(move |row| {
+                            b.schema()
+                                .fields()
+                                .iter()
+                                .zip(b.columns())
+                                .map(|(f, c)| {
+                                    (f.name().clone(), Value::String(text_at(c.as_ref(), row).unwrap_or("null".into())))
+                                })
+                                .collect()
+                        })
+                    })
+                    .collect();
+                json!(rows)
             } else {
                 let times: Vec<String> = logs
-                    .rows
+                    .batches
                     .iter()
-                    .map(|r| {
-                        let s: i64 = r["__time__"].as_str().unwrap().parse().unwrap();
-                        let ns: i64 = r["__time_ns_part__"].as_str().unwrap().parse().unwrap();
-                        (s * 1_000_000_000 + ns).to_string()
-                    })
+                    .flat_map(|b| (0..b.num_rows()).map(move |row| int_at(b, TIME_NS, row).unwrap().to_string()))
                     .collect();
                 json!(times)
             }
@@ -285,21 +294,14 @@ fn main() {
     let storage = storage::open(&data.display().to_string(), &Default::default()).unwrap();
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build().unwrap();
-    let cache = Cache::default();
-    let frequent = rt
-        .block_on(Source::open(
-            &storage,
-            PROJECT,
-            LOGSTORE,
-            0,
-            1,
-            Duration::from_secs(86_400),
-            &cache,
-            &sluice_compactor::query::QueryLimits::default(),
-        ))
-        .unwrap()
-        .functions
-        .frequent;
+    let shared = Shared {
+        storage: storage.clone(),
+        cache: Cache::default(),
+        lookback: Duration::from_secs(86_400),
+        limits: sluice_compactor::query::QueryLimits::default(),
+    };
+    let nothing = Reading { project: PROJECT, logstore: LOGSTORE, from_ns: 0, to_ns: 1, now_ns: now_ns() };
+    let frequent = rt.block_on(Source::open(&shared, nothing)).unwrap().functions.frequent;
     let cases = cases(&meta, &frequent);
 
     let mut sluice = Vec::new();
@@ -308,7 +310,7 @@ fn main() {
         let mut last = None;
         for _ in 0..runs {
             let started = Instant::now();
-            last = Some(sluice_answer(&rt, &storage, &cache, case));
+            last = Some(sluice_answer(&rt, &shared, case));
             seconds.push(started.elapsed().as_secs_f64());
         }
         eprintln!("sluice: {}: {:.1} ms", case.name, median(seconds.clone()) * 1e3);

@@ -13,11 +13,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use sluice_compactor::api::{self, AppState};
 use sluice_compactor::compact::{self, CompactError, CompactOptions, Progress};
-use sluice_compactor::maintenance::{self, MaintenanceSummary};
-use sluice_compactor::server::{self, AppState};
+use sluice_compactor::lake::{store as storage, table};
+use sluice_compactor::maintain::{self, MaintenanceSummary};
 use sluice_compactor::settings::{DEFAULT_DATA_DIR, DEFAULT_LISTEN, Settings};
-use sluice_compactor::storage;
 use sluice_ingest::config::{
     DEMO_LTS_TOKEN, DEMO_PROLIFERATE_KEY, DEMO_PROLIFERATE_PROJECT, DEMO_SLS_ACCESS_KEY_ID, DEMO_SLS_ACCESS_KEY_SECRET,
 };
@@ -69,12 +69,20 @@ struct ServeArgs {
     config: Option<PathBuf>,
 }
 
+/// The clock: nanoseconds since the epoch. Read here and at the edge of each request
+/// (`api`), and passed down.
+fn now_ns() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64)
+}
+
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sluice=info".into()),
         )
         .with_writer(std::io::stderr)
+        // Color codes only for a terminal, not in a file or a pipe.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -87,7 +95,7 @@ fn main() -> std::process::ExitCode {
     let command = cli.command.unwrap_or(Command::Serve(ServeArgs::default()));
     // Queries get threads of their own, so that they never delay ingest.
     let queries = match &command {
-        Command::Serve(_) => match server::query_runtime() {
+        Command::Serve(_) => match api::query_runtime() {
             Ok(queries) => Some(queries),
             Err(e) => {
                 eprintln!("error: cannot start the query runtime: {e}");
@@ -146,10 +154,10 @@ async fn compact(args: CompactArgs) -> anyhow::Result<()> {
     };
     let storage = storage::open(&location(args.data.as_ref(), &settings), &settings.storage)?;
     storage::check(&storage).await?;
-    storage::remove_stale_staging(&storage);
+    storage::remove_stale_staging(&storage, now_ns());
     let mut options = settings.compaction.options();
     options.fail_at = args.fail_at;
-    if !storage::honours_conditional_writes(storage.store.as_ref()).await? {
+    if !storage::honours_conditional_writes(storage.store.as_ref(), now_ns()).await? {
         tracing::warn!(
             storage = storage.description,
             "this store ignores conditional writes (If-None-Match): run one compactor at a time \
@@ -169,12 +177,12 @@ async fn compact(args: CompactArgs) -> anyhow::Result<()> {
         indicatif::ProgressBar::hidden()
     };
     let started = std::time::Instant::now();
-    let summary = compact::compact_all(&storage, &options, &Bar(bar.clone())).await?;
+    let summary = compact::compact_all(&storage, &options, &Bar(bar.clone()), now_ns()).await?;
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     let rate = summary.bytes_in as f64 / 1e6 / seconds.max(1e-9);
     println!("sluice: compacted {summary} in {seconds:.2} s ({rate:.1} MB/s)");
-    let (maintained, maintenance_failed) = maintain_all(&storage, &settings).await?;
+    let (maintained, maintenance_failed) = maintain_all(&storage, &settings, now_ns()).await?;
     if maintained != MaintenanceSummary::default() {
         println!(
             "sluice: merged {} small files in {} partitions, expired {} files, vacuumed {} files",
@@ -201,19 +209,20 @@ async fn compact(args: CompactArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Merges small files, applies retention and vacuums every table; a table that fails
-/// is reported (with the others done) rather than stopping the rest.
+/// Merges small files, applies retention and vacuums every table as of `now_ns`; a table
+/// that fails is reported (`project/logstore: why`, with the others done) rather than
+/// stopping the rest.
 async fn maintain_all(
     storage: &storage::Storage,
     settings: &Settings,
-) -> Result<(MaintenanceSummary, Vec<compact::Failed>), CompactError> {
+    now_ns: i64,
+) -> anyhow::Result<(MaintenanceSummary, Vec<String>)> {
     let options = settings.compaction.maintenance();
-    let now = server::now_ns();
     let mut total = MaintenanceSummary::default();
     let mut failed = Vec::new();
-    for (project, logstore) in maintenance::logstores_with_tables(storage).await? {
+    for (project, logstore) in table::logstores_with_tables(storage).await? {
         let retention = settings.ingest.logstore(&project, &logstore).and_then(|l| l.retention_days);
-        match maintenance::maintain(storage, &project, &logstore, retention, &options, now).await {
+        match maintain::maintain(storage, &project, &logstore, retention, &options, now_ns).await {
             Ok(done) => {
                 total.merged_files += done.merged_files;
                 total.merges += done.merges;
@@ -222,7 +231,7 @@ async fn maintain_all(
             }
             Err(error) => {
                 tracing::error!(project, logstore, %error, "maintaining this table failed; going on with the others");
-                failed.push(compact::Failed { project, logstore, error: error.to_string() });
+                failed.push(format!("{project}/{logstore}: {error}"));
             }
         }
     }
@@ -240,7 +249,7 @@ async fn compact_in_background(storage: storage::Storage, settings: Settings) {
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        match compact::compact_all(&storage, &options, &compact::Quiet).await {
+        match compact::compact_all(&storage, &options, &compact::Quiet, now_ns()).await {
             Ok(summary) if summary.batches > 0 || summary.already_compacted > 0 || !summary.failed.is_empty() => {
                 tracing::info!(%summary, "background compaction")
             }
@@ -249,10 +258,10 @@ async fn compact_in_background(storage: storage::Storage, settings: Settings) {
         }
         if last_maintenance.elapsed() >= maintenance_every {
             last_maintenance = std::time::Instant::now();
-            if let Err(error) = maintain_all(&storage, &settings).await {
+            if let Err(error) = maintain_all(&storage, &settings, now_ns()).await {
                 tracing::warn!(%error, "table maintenance failed; retrying later");
             }
-            storage::remove_stale_staging(&storage);
+            storage::remove_stale_staging(&storage, now_ns());
         }
     }
 }
@@ -284,7 +293,7 @@ async fn serve(args: ServeArgs, queries: tokio::runtime::Handle) -> anyhow::Resu
     if settings.compaction.interval_secs > 0 {
         tokio::spawn(compact_in_background(storage.clone(), settings.clone()));
     }
-    storage::remove_stale_staging(&storage);
+    storage::remove_stale_staging(&storage, now_ns());
     let state = Arc::new(AppState::new(&settings, storage.clone(), queries));
     if settings.source.is_none() {
         println!("sluice: development setup (any project and logstore), demo credentials:");
@@ -295,7 +304,7 @@ async fn serve(args: ServeArgs, queries: tokio::runtime::Handle) -> anyhow::Resu
     println!("sluice: storing raw batches in {}", storage.description);
     println!("sluice: listening on http://{local}");
     tracing::info!(%local, storage = storage.description, "serving");
-    server::serve(listener, server::router(state), &settings.server, shutdown()).await;
+    api::serve(listener, api::router(state), &settings.server, shutdown()).await;
     Ok(())
 }
 

@@ -22,7 +22,7 @@ use sluice_ingest::Config;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-pub use crate::storage::StorageSettings;
+pub use crate::lake::store::StorageSettings;
 
 /// Where `sluice serve` listens when nothing says otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -154,7 +154,7 @@ pub struct CompactionSettings {
 
 impl Default for CompactionSettings {
     fn default() -> Self {
-        let files = crate::table::FileSettings::default();
+        let files = crate::lake::schema::FileSettings::default();
         Self {
             interval_secs: 30,
             max_mb_per_commit: 256,
@@ -181,17 +181,17 @@ impl CompactionSettings {
         }
     }
 
-    fn files(&self) -> crate::table::FileSettings {
-        crate::table::FileSettings { row_group_rows: self.row_group_rows.max(1024), zstd_level: self.zstd_level }
+    fn files(&self) -> crate::lake::schema::FileSettings {
+        crate::lake::schema::FileSettings { row_group_rows: self.row_group_rows.max(1024), zstd_level: self.zstd_level }
     }
 
-    pub fn maintenance(&self) -> crate::maintenance::MaintenanceOptions {
-        crate::maintenance::MaintenanceOptions {
+    pub fn maintenance(&self) -> crate::maintain::MaintenanceOptions {
+        crate::maintain::MaintenanceOptions {
             small_file_bytes: self.small_file_mb.max(1) * 1024 * 1024,
             min_small_files: self.min_small_files.max(2),
             vacuum_retention_hours: self.vacuum_retention_hours,
             files: self.files(),
-            ..crate::maintenance::MaintenanceOptions::default()
+            ..crate::maintain::MaintenanceOptions::default()
         }
     }
 }
@@ -285,6 +285,22 @@ mod tests {
         assert_eq!(settings.storage.url.as_deref(), Some("file:///tmp/sluice"));
         assert_eq!(settings.ingest.projects[0].logstores[0].retention_days, Some(30));
         assert!(!settings.ingest.open);
+    }
+
+    /// README's configuration example is a file `sluice serve --config` loads.
+    #[test]
+    fn the_readme_example_loads() {
+        let readme = include_str!("../../README.md");
+        let section = readme.split("\n## Configuration").nth(1).expect("README has a Configuration section");
+        let example = section.split("```toml\n").nth(1).and_then(|s| s.split("\n```").next()).expect("a toml block");
+        let settings = Settings::parse(example, Path::new("README.md"), |_| Some("from-the-environment".into()))
+            .unwrap_or_else(|e| panic!("README's configuration example: {e}"));
+        assert!(!settings.ingest.open);
+        assert_eq!(settings.server.listen, Some("127.0.0.1:8080".parse().unwrap()));
+        assert_eq!(settings.ingest.projects[0].logstores[0].retention_days, Some(30));
+        assert_eq!(settings.ingest.sls.region, "cn-hangzhou");
+        assert_eq!(settings.query.timeout_secs, 60);
+        assert_eq!(settings.compaction.min_small_files, 8);
     }
 
     #[test]

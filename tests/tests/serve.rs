@@ -84,3 +84,58 @@ fn health_and_unknown_paths() {
     assert_eq!((r.status().as_u16(), r.text().unwrap()), (200, "ok".to_owned()));
     assert_eq!(http().post(server.url("/nope")).send().unwrap().status().as_u16(), 404);
 }
+
+/// The code blocks of README's "Send logs" and "Query logs", run as a newcomer would
+/// (against this test's port instead of 8080): each runs, and each answer README shows
+/// as JSON is the answer.
+#[test]
+fn readme_quick_start_works() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[]);
+    let readme = std::fs::read_to_string(sluice_tests::repo_root().join("README.md")).unwrap();
+    let start = readme.find("### Send logs").expect("README has Send logs");
+    let end = readme[start..].find("### The edge worker, locally").map(|e| start + e).expect("and a section after");
+    let port = format!(":{}", server.port);
+    let mut blocks = Vec::new();
+    let mut rest = &readme[start..end];
+    while let Some(at) = rest.find("```") {
+        let opened = &rest[at + 3..];
+        let (language, body) = opened.split_once('\n').unwrap();
+        let close = body.find("```").unwrap();
+        blocks.push((language.to_owned(), body[..close].replace(":8080", &port)));
+        rest = &body[close + 3..];
+    }
+    let languages: Vec<&str> = blocks.iter().map(|(l, _)| l.as_str()).collect();
+    assert_eq!(languages, ["python", "sh", "sh", "python", "sh"], "README's quick start changed: update this test");
+    let python_path = sluice_tests::repo_root().join("tests/python");
+    let mut printed = String::new();
+    for (language, code) in &blocks {
+        let output = match language.as_str() {
+            "python" => {
+                // Where `*.localhost` does not resolve (README says what to do), resolve it here.
+                let prelude = format!(
+                    "import sys; sys.path.insert(0, {:?}); import sluice_sdk; sluice_sdk.resolve_localhost_subdomains()\n",
+                    python_path.display().to_string()
+                );
+                Command::new(sluice_tests::python()).arg("-c").arg(format!("{prelude}{code}")).output().unwrap()
+            }
+            _ => Command::new("sh").arg("-c").arg(code).output().unwrap(),
+        };
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(output.status.success(), "{code}\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+        // A command followed by `# {json}` prints exactly that.
+        let shown: Vec<serde_json::Value> = code
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .filter(|v: &serde_json::Value| !v.to_string().contains("..."))
+            .collect();
+        let answers: Vec<serde_json::Value> = stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        for expected in &shown {
+            assert!(answers.contains(expected), "README shows {expected}, the command printed {stdout}");
+        }
+        printed.push_str(&stdout);
+    }
+    assert!(printed.contains("hello from the SLS SDK"), "the SDK finds the log it sent: {printed}");
+    assert!(printed.contains("count"), "the histogram prints: {printed}");
+}

@@ -6,14 +6,14 @@
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::Response;
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload, PutResult};
 use sluice_ingest::{Context, Endpoint, Headers, IngestError, Request};
 use std::sync::Arc;
 
-use super::{AppState, now_ns, read_body, to_http};
+use super::{AppState, headers_of, not_found, now_ns, read_body, to_http};
 
 pub async fn ingest(
     State(state): State<Arc<AppState>>,
@@ -23,7 +23,7 @@ pub async fn ingest(
     body: Body,
 ) -> Response {
     let Some(endpoint) = Endpoint::recognize(method.as_str(), uri.path()) else {
-        return (StatusCode::NOT_FOUND, "no such endpoint\n").into_response();
+        return not_found(&state, &method, &uri);
     };
     let product = endpoint.product();
     let request_id = state.request_ids.next();
@@ -40,8 +40,7 @@ pub async fn ingest(
     let Ok(_permit) = state.inflight.try_acquire() else {
         return refuse(IngestError::ServerBusy);
     };
-    let headers: Headers =
-        headers.iter().map(|(k, v)| (k.as_str(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();
+    let headers: Headers = headers_of(&headers);
     let req = Request {
         method: method.as_str(),
         path: uri.path(),

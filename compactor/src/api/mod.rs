@@ -1,4 +1,14 @@
-//! The HTTP server: ingest APIs (the same as the edge worker's), query APIs and health.
+//! The HTTP APIs of `sluice serve`, one room per product API, each doing parameters →
+//! authorize (`sluice_ingest::auth`) → query ([`crate::query`]) → render → headers:
+//!
+//! - [`ingest`]: SLS PutLogs, LTS reporting and Proliferate batches, through the same
+//!   core as the edge worker;
+//! - [`sls`]: GetHistograms and GetLogs;
+//! - [`proliferate`]: log search and trace correlation;
+//! - [`jobs`]: queries that outlive a request, within bounds.
+//!
+//! [`router`] routes them; a path no API knows gets the product's own error. This is the
+//! only place that renders product JSON from query answers.
 //!
 //! Connections are served by [`serve`], which bounds what a client can hold: how many
 //! connections are open, how long request headers may take, how large they may be; a
@@ -8,7 +18,8 @@
 
 mod ingest;
 mod jobs;
-mod query;
+mod proliferate;
+mod sls;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -25,13 +36,19 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 
+use crate::lake::Storage;
+use crate::query::QueryError;
 use crate::query::proliferate::Page;
 use crate::query::scan::ScanStats;
 use crate::query::sls::Logs;
-use crate::query::source::Cache;
-use crate::query::{QueryError, QueryLimits};
+use crate::query::source::{Cache, Reading, Shared, Source};
 use crate::settings::Settings;
-use crate::storage::Storage;
+use axum::http::{HeaderMap, Method, Uri};
+use datafusion::arrow::array::RecordBatch;
+use sluice_ingest::{Headers, Target};
+
+/// What a query read (files, row groups, bytes, rows), on every query answer.
+pub const SCANNED_HEADER: &str = "x-sluice-scanned";
 
 pub use jobs::Limiter;
 
@@ -58,18 +75,16 @@ pub struct AppState {
     inflight: Semaphore,
     body: BodyRules,
     request_ids: RequestIds,
-    query_cache: Cache,
-    limits: QueryLimits,
+    /// The lake, the cache and the limits every query shares.
+    queries: Shared,
     histograms: jobs::Jobs<Answer<Vec<Bucket>>>,
     logs: jobs::Jobs<Answer<Logs>>,
     searches: jobs::Jobs<Answer<Page>>,
-    events: jobs::Jobs<Answer<Option<Vec<serde_json::Value>>>>,
+    events: jobs::Jobs<Answer<Option<Vec<RecordBatch>>>>,
     /// How long a query request waits before answering `Incomplete`.
     query_deadline: Duration,
     /// How long a query may run before it is cancelled.
     query_budget: Duration,
-    /// How far back commits are checked for consumed raw batches.
-    lookback: Duration,
 }
 
 impl AppState {
@@ -86,7 +101,7 @@ impl AppState {
         let buffer_kb = usize::try_from(server.max_body_buffer_mb.max(1) * 1024).unwrap_or(usize::MAX >> 4);
         Self {
             config: Arc::new(settings.ingest.clone()),
-            storage,
+            storage: storage.clone(),
             quotas: Mutex::new(TokenBuckets::default()),
             inflight: Semaphore::new(server.max_concurrent_requests.max(1)),
             body: BodyRules {
@@ -95,15 +110,18 @@ impl AppState {
                 buffer: Arc::new(Semaphore::new(buffer_kb.min(Semaphore::MAX_PERMITS))),
             },
             request_ids: RequestIds::new(),
-            query_cache: Cache::default(),
-            limits,
+            queries: Shared {
+                storage: storage.clone(),
+                cache: Cache::default(),
+                lookback: Duration::from_secs(settings.compaction.lookback_hours * 3600),
+                limits,
+            },
             histograms: jobs::Jobs::new(keep, limiter.clone(), queries.clone(), budget),
             logs: jobs::Jobs::new(keep, limiter.clone(), queries.clone(), budget),
             searches: jobs::Jobs::new(keep, limiter.clone(), queries.clone(), budget),
             events: jobs::Jobs::new(keep, limiter, queries.clone(), budget),
             query_deadline: Duration::from_secs(server.query_deadline_secs),
             query_budget: budget,
-            lookback: Duration::from_secs(settings.compaction.lookback_hours * 3600),
         }
     }
 }
@@ -125,16 +143,79 @@ pub fn query_runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
-/// The routes of `sluice serve`.
+/// The routes of `sluice serve`. Ingest paths are recognized by the ingest core itself
+/// (the fallback), so that both edges agree on them.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/health", get(health))
-        .route("/logstores/{logstore}", get(query::sls_get).post(ingest::ingest))
-        .route("/logstores/{logstore}/logs", post(query::sls_logs_v2))
-        .route("/api/v1/projects/{project_id}/logs", get(query::proliferate_search))
-        .route("/api/v1/events/{event_id}/logs", get(query::proliferate_event))
+        .route("/logstores/{logstore}", get(sls::get).post(ingest::ingest))
+        .route("/logstores/{logstore}/logs", post(sls::logs_v2))
+        .route("/api/v1/projects/{project_id}/logs", get(proliferate::search))
+        .route("/api/v1/events/{event_id}/logs", get(proliferate::event))
         .fallback(ingest::ingest)
         .with_state(state)
+}
+
+/// A path no API knows: the product's `404`, with its error body.
+fn not_found(state: &AppState, method: &Method, uri: &Uri) -> Response {
+    to_http(sluice_ingest::not_found(method.as_str(), uri.path(), &state.request_ids.next()))
+}
+
+/// Request headers as the ingest core reads them.
+fn headers_of(map: &HeaderMap) -> Headers {
+    map.iter().map(|(k, v)| (k.as_str(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect()
+}
+
+/// Opens a logstore for a query; a raw batch compacted while the query was being set up
+/// sends it back to the listing (a few times).
+async fn open(state: &AppState, reading: Reading<'_>) -> Result<Source, QueryError> {
+    let mut attempt = 0;
+    loop {
+        match Source::open(&state.queries, reading).await {
+            Err(QueryError::Retry) if attempt < 3 => attempt += 1,
+            other => return other,
+        }
+    }
+}
+
+/// Logs what a query read, and returns it.
+fn scanned(source: &Source, target: &Target, kind: &str) -> ScanStats {
+    let stats = source.scanned.get();
+    tracing::info!(
+        project = %target.project, logstore = %target.logstore, kind, files = stats.files,
+        row_groups = stats.row_groups, row_groups_read = stats.row_groups_read,
+        bloom_pruned = stats.row_groups_pruned_by_bloom, bytes = stats.bytes, rows = stats.rows,
+        raw_batches = source.raw_batches, raw_rows = source.raw_rows, "query scanned"
+    );
+    stats
+}
+
+/// A failed query as the product error it answers.
+fn to_ingest(e: &QueryError) -> IngestError {
+    match e {
+        QueryError::InvalidQuery(m) | QueryError::TooExpensive(m) => IngestError::InvalidQueryString(m.clone()),
+        other => {
+            tracing::warn!(error = %other, "query failed");
+            IngestError::QueryFailed(other.to_string())
+        }
+    }
+}
+
+/// A query that did not finish, or could not start, as the product error it answers
+/// (`None` while it is still running, or done).
+fn unfinished<T>(outcome: &jobs::Outcome<T>) -> Option<IngestError> {
+    match outcome {
+        jobs::Outcome::Busy(why) => Some(IngestError::QueryBusy(why.clone())),
+        jobs::Outcome::Cancelled(budget) => Some(IngestError::InvalidQueryString(format!(
+            "the query was cancelled after {} s, its budget ([query] timeout_secs): narrow the time range or simplify the query",
+            budget.as_secs().saturating_sub(1)
+        ))),
+        jobs::Outcome::Done(_) | jobs::Outcome::Running => None,
+    }
+}
+
+fn respond(status: u16, headers: Vec<(&'static str, String)>, body: Vec<u8>) -> Response {
+    to_http(sluice_ingest::Response { status, headers, body })
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then lets open requests

@@ -1,49 +1,35 @@
-//! Query APIs: SLS GetHistograms and GetLogs (V1 `GET`, V2 `POST .../logs`), signed like
-//! every SLS request; Proliferate log search and trace correlation, with an API key.
+//! SLS GetHistograms and GetLogs (V1 `GET /logstores/{ls}?type=...`, V2
+//! `POST /logstores/{ls}/logs`): parameters, the signature (`sluice_ingest::auth::sls`),
+//! the query ([`crate::query::sls`]), and the answer as SLS renders it.
 
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
-use serde_json::{Value, json};
-use sluice_ingest::endpoint::sls_project_from_host;
-use sluice_ingest::{Headers, IngestError, Product, Request, Target};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use serde_json::{Map, Value, json};
+use sluice_ingest::{IngestError, Product, Request, Target};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::jobs::Outcome;
-use super::{AppState, now_ns, read_body, to_http};
+use super::{
+    AppState, SCANNED_HEADER, headers_of, now_ns, open, read_body, respond, scanned, to_http, to_ingest, unfinished,
+};
+use crate::lake::rows::{field_entries, int_at, map_entries, text_at};
+use crate::lake::schema::{self, SOURCE, TAGS, TIME_NS, TOPIC};
 use crate::query::QueryError;
-use crate::query::proliferate::{self, SearchParams};
 use crate::query::scan::ScanStats;
-use crate::query::sls::{self, Page, Range};
-use crate::query::source::Source;
+use crate::query::sls::{self, Logs, Page, Range};
+use crate::query::source::Reading;
 use crate::query::syntax::{self, Query};
-
-/// What a query read (files, row groups, bytes, rows), on every query answer.
-pub const SCANNED_HEADER: &str = "x-sluice-scanned";
-
-/// Logs what a query read, and returns it.
-fn scanned(source: &Source, target: &Target, kind: &str) -> ScanStats {
-    let stats = source.scanned.get();
-    tracing::info!(
-        project = %target.project, logstore = %target.logstore, kind, files = stats.files,
-        row_groups = stats.row_groups, row_groups_read = stats.row_groups_read,
-        bloom_pruned = stats.row_groups_pruned_by_bloom, bytes = stats.bytes, rows = stats.rows,
-        raw_batches = source.raw_batches, raw_rows = source.raw_rows, "query scanned"
-    );
-    stats
-}
 
 /// Most logs a non-SQL GetLogs returns.
 const MAX_LINES: usize = 100;
 /// Largest GetLogs V2 body: its parameters and a query.
 const MAX_QUERY_BODY_BYTES: usize = 1 << 20;
-
-fn headers_of(map: &HeaderMap) -> Headers {
-    map.iter().map(|(k, v)| (k.as_str(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect()
-}
 
 fn sls_error(error: &IngestError, request_id: &str) -> Response {
     to_http(sluice_ingest::refuse(Product::Sls, error, request_id))
@@ -55,67 +41,14 @@ fn invalid(name: &'static str, reason: impl Into<String>) -> IngestError {
 
 /// Checks an SLS request's signature and where it reads: the logstore, and the
 /// credential its queries count against.
-fn authorize_sls(
+fn authorize(
     state: &AppState,
-    method: &Method,
-    uri: &Uri,
-    headers: &Headers,
-    body: &[u8],
+    request: &Request<'_>,
     logstore: &str,
+    now_ns: i64,
 ) -> Result<(Target, String), IngestError> {
-    let req = Request { method: method.as_str(), path: uri.path(), query: uri.query().unwrap_or(""), headers, body };
-    let key = sluice_ingest::auth::sls::verify(&state.config, &req, now_ns())?;
-    let host = headers.get("host").unwrap_or("");
-    let project = sls_project_from_host(host).ok_or_else(|| IngestError::ProjectNotExist(host.to_owned()))?;
-    if !key.projects.is_empty() && !key.projects.iter().any(|p| p == project) {
-        return Err(IngestError::AccessDenied { key_id: key.id.clone(), project: project.to_owned() });
-    }
-    Ok((state.config.target(project, logstore)?, format!("sls:{}", key.id)))
-}
-
-async fn open(state: &AppState, target: &Target, range: Range) -> Result<Source, QueryError> {
-    let mut attempt = 0;
-    loop {
-        let opened = Source::open(
-            &state.storage,
-            &target.project,
-            &target.logstore,
-            range.from_ns,
-            range.to_ns,
-            state.lookback,
-            &state.query_cache,
-            &state.limits,
-        )
-        .await;
-        match opened {
-            Err(QueryError::Retry) if attempt < 3 => attempt += 1,
-            other => return other,
-        }
-    }
-}
-
-/// A failed query as the product error it answers.
-fn to_ingest(e: &QueryError) -> IngestError {
-    match e {
-        QueryError::InvalidQuery(m) | QueryError::TooExpensive(m) => IngestError::InvalidQueryString(m.clone()),
-        other => {
-            tracing::warn!(error = %other, "query failed");
-            IngestError::QueryFailed(other.to_string())
-        }
-    }
-}
-
-/// A query that did not finish, or could not start, as the product error it answers
-/// (`None` while it is still running).
-fn unfinished<T>(outcome: &Outcome<T>) -> Option<IngestError> {
-    match outcome {
-        Outcome::Busy(why) => Some(IngestError::QueryBusy(why.clone())),
-        Outcome::Cancelled(budget) => Some(IngestError::InvalidQueryString(format!(
-            "the query was cancelled after {} s, its budget ([query] timeout_secs): narrow the time range or simplify the query",
-            budget.as_secs().saturating_sub(1)
-        ))),
-        Outcome::Done(_) | Outcome::Running => None,
-    }
+    let (target, key) = sluice_ingest::auth::sls::authorize(&state.config, request, logstore, now_ns)?;
+    Ok((target, format!("sls:{}", key.id)))
 }
 
 /// The parameters SLS GetHistograms and GetLogs share.
@@ -123,8 +56,7 @@ fn unfinished<T>(outcome: &Outcome<T>) -> Option<IngestError> {
 struct SlsParams {
     from: i64,
     to: i64,
-    from_ns: i64,
-    to_ns: i64,
+    range: Range,
     topic: String,
     query_text: String,
     query: Query,
@@ -132,26 +64,29 @@ struct SlsParams {
 }
 
 impl SlsParams {
-    fn range(&self) -> Range {
-        // Checked when the parameters were read.
-        Range::new(self.from, self.from_ns, self.to, self.to_ns).unwrap_or(Range { from_ns: 0, to_ns: 0 })
-    }
-
     fn key(&self, kind: &str, target: &Target) -> String {
         format!(
-            "{kind}\u{0}{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}",
+            "{kind}\u{0}{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}",
             target.project,
             target.logstore,
-            self.from,
-            self.from_ns,
-            self.to,
-            self.to_ns,
+            self.range.from_ns,
+            self.range.to_ns,
             self.topic,
             self.query_text,
             self.page.line,
             self.page.offset,
             self.page.reverse
         )
+    }
+
+    fn reading<'a>(&self, target: &'a Target, now_ns: i64) -> Reading<'a> {
+        Reading {
+            project: &target.project,
+            logstore: &target.logstore,
+            from_ns: self.range.from_ns,
+            to_ns: self.range.to_ns,
+            now_ns,
+        }
     }
 }
 
@@ -185,9 +120,8 @@ fn sls_params(
     if (to, to_ns) <= (from, from_ns) {
         return Err(IngestError::InvalidTimeRange { from, to });
     }
-    if Range::new(from, from_ns, to, to_ns).is_none() {
-        return Err(invalid("from", format!("the range [{from}, {to}) is beyond the times logs can have")));
-    }
+    let range = Range::new(from, from_ns, to, to_ns)
+        .ok_or_else(|| invalid("from", format!("the range [{from}, {to}) is beyond the times logs can have")))?;
     let query_text = values.get("query").and_then(Value::as_str).unwrap_or("").to_owned();
     if query_text.len() > max_query_bytes {
         return Err(IngestError::InvalidQueryString(format!(
@@ -207,8 +141,7 @@ fn sls_params(
     Ok(SlsParams {
         from,
         to,
-        from_ns,
-        to_ns,
+        range,
         topic: values.get("topic").and_then(Value::as_str).unwrap_or("").to_owned(),
         query_text,
         query,
@@ -216,37 +149,38 @@ fn sls_params(
     })
 }
 
-fn respond(status: u16, headers: Vec<(&'static str, String)>, body: Vec<u8>) -> Response {
-    to_http(sluice_ingest::Response { status, headers, body })
-}
-
 /// `GET /logstores/{logstore}?type=histogram|log`.
-pub async fn sls_get(
+pub async fn get(
     State(state): State<Arc<AppState>>,
     Path(logstore): Path<String>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let request_id = state.request_ids.next();
+    let (request_id, now_ns) = (state.request_ids.next(), now_ns());
     let Ok(_permit) = state.inflight.try_acquire() else {
         return sls_error(&IngestError::ServerBusy, &request_id);
     };
     let headers = headers_of(&headers);
-    let (target, credential) = match authorize_sls(&state, &method, &uri, &headers, &[], &logstore) {
+    let query = uri.query().unwrap_or("");
+    let request = Request { method: method.as_str(), path: uri.path(), query, headers: &headers, body: &[] };
+    let (target, credential) = match authorize(&state, &request, &logstore, now_ns) {
         Ok(t) => t,
         Err(e) => return sls_error(&e, &request_id),
     };
-    let values: serde_json::Map<String, Value> = form_pairs(uri.query().unwrap_or(""));
+    let values: serde_json::Map<String, Value> = form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+        .collect();
+    let asked = Asked { target: &target, credential: &credential, request_id: &request_id, now_ns };
     match values.get("type").and_then(Value::as_str) {
-        Some("histogram") => histogram(&state, &target, &credential, &values, &request_id).await,
-        Some("log") => logs(&state, &target, &credential, &values, &request_id, false).await,
+        Some("histogram") => histogram(&state, asked, &values).await,
+        Some("log") => logs(&state, asked, &values, false).await,
         other => sls_error(&invalid("type", format!("{other:?} is not histogram or log")), &request_id),
     }
 }
 
 /// `POST /logstores/{logstore}/logs`: GetLogs V2.
-pub async fn sls_logs_v2(
+pub async fn logs_v2(
     State(state): State<Arc<AppState>>,
     Path(logstore): Path<String>,
     method: Method,
@@ -254,7 +188,7 @@ pub async fn sls_logs_v2(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let request_id = state.request_ids.next();
+    let (request_id, now_ns) = (state.request_ids.next(), now_ns());
     let body = match read_body(&state, body, MAX_QUERY_BODY_BYTES).await {
         Ok(body) => body,
         Err(e) => return sls_error(&e, &request_id),
@@ -263,7 +197,14 @@ pub async fn sls_logs_v2(
         return sls_error(&IngestError::ServerBusy, &request_id);
     };
     let headers = headers_of(&headers);
-    let (target, credential) = match authorize_sls(&state, &method, &uri, &headers, &body, &logstore) {
+    let request = Request {
+        method: method.as_str(),
+        path: uri.path(),
+        query: uri.query().unwrap_or(""),
+        headers: &headers,
+        body: &body,
+    };
+    let (target, credential) = match authorize(&state, &request, &logstore, now_ns) {
         Ok(t) => t,
         Err(e) => return sls_error(&e, &request_id),
     };
@@ -271,7 +212,8 @@ pub async fn sls_logs_v2(
         Ok(v) => v,
         Err(e) => return sls_error(&IngestError::InvalidBody(format!("not valid json: {e}")), &request_id),
     };
-    let mut response = logs(&state, &target, &credential, &values, &request_id, true).await;
+    let asked = Asked { target: &target, credential: &credential, request_id: &request_id, now_ns };
+    let mut response = logs(&state, asked, &values, true).await;
     let wants_lz4 =
         headers.get("accept-encoding").is_some_and(|v| v.split(',').any(|e| e.trim().eq_ignore_ascii_case("lz4")));
     if wants_lz4 && response.status().is_success() {
@@ -287,18 +229,18 @@ pub async fn sls_logs_v2(
     response
 }
 
-fn form_pairs(query: &str) -> serde_json::Map<String, Value> {
-    form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (k.into_owned(), Value::String(v.into_owned()))).collect()
+/// Who asked what, for one query request.
+#[derive(Clone, Copy)]
+struct Asked<'a> {
+    target: &'a Target,
+    credential: &'a str,
+    request_id: &'a str,
+    now_ns: i64,
 }
 
-async fn histogram(
-    state: &Arc<AppState>,
-    target: &Target,
-    credential: &str,
-    values: &serde_json::Map<String, Value>,
-    request_id: &str,
-) -> Response {
-    let params = match sls_params(values, false, state.limits.max_query_bytes) {
+async fn histogram(state: &Arc<AppState>, asked: Asked<'_>, values: &serde_json::Map<String, Value>) -> Response {
+    let Asked { target, credential, request_id, now_ns } = asked;
+    let params = match sls_params(values, false, state.queries.limits.max_query_bytes) {
         Ok(p) => p,
         Err(e) => return sls_error(&e, request_id),
     };
@@ -306,16 +248,9 @@ async fn histogram(
     let job = {
         let (state, target, params) = (state.clone(), target.clone(), params.clone());
         move || async move {
-            let source = open(&state, &target, params.range()).await?;
-            let buckets = sls::histogram(
-                &source,
-                params.range(),
-                params.from,
-                params.to,
-                Some(params.topic.as_str()),
-                &search_only,
-            )
-            .await?;
+            let source = open(&state, params.reading(&target, now_ns)).await?;
+            let topic = Some(params.topic.as_str());
+            let buckets = sls::histogram(&source, params.range, params.from, params.to, topic, &search_only).await?;
             Ok::<_, QueryError>((buckets, scanned(&source, &target, "histogram")))
         }
     };
@@ -323,14 +258,12 @@ async fn histogram(
     if let Some(error) = unfinished(&done) {
         return sls_error(&error, request_id);
     }
-    let done = match &done {
-        Outcome::Done(result) => Some(result.as_ref()),
-        _ => None,
-    };
-    let (complete, buckets, stats) = match done {
-        Some(Ok((buckets, stats))) => (true, buckets.clone(), *stats),
-        Some(Err(e)) => return sls_error(&to_ingest(e), request_id),
-        None => (
+    let (complete, buckets, stats) = match &done {
+        Outcome::Done(result) => match result.as_ref() {
+            Ok((buckets, stats)) => (true, buckets.clone(), *stats),
+            Err(e) => return sls_error(&to_ingest(e), request_id),
+        },
+        _ => (
             false,
             sls::subintervals(params.from, params.to).into_iter().map(|(a, b)| (a, b, 0)).collect(),
             ScanStats::default(),
@@ -356,15 +289,9 @@ async fn histogram(
     )
 }
 
-async fn logs(
-    state: &Arc<AppState>,
-    target: &Target,
-    credential: &str,
-    values: &serde_json::Map<String, Value>,
-    request_id: &str,
-    v2: bool,
-) -> Response {
-    let params = match sls_params(values, true, state.limits.max_query_bytes) {
+async fn logs(state: &Arc<AppState>, asked: Asked<'_>, values: &serde_json::Map<String, Value>, v2: bool) -> Response {
+    let Asked { target, credential, request_id, now_ns } = asked;
+    let params = match sls_params(values, true, state.queries.limits.max_query_bytes) {
         Ok(p) => p,
         Err(e) => return sls_error(&e, request_id),
     };
@@ -377,16 +304,9 @@ async fn logs(
     let job = {
         let (state, target, params) = (state.clone(), target.clone(), params.clone());
         move || async move {
-            let source = open(&state, &target, params.range()).await?;
-            let logs = sls::logs(
-                &source,
-                params.range(),
-                Some(params.topic.as_str()),
-                &params.query,
-                &params.page,
-                &field_types,
-            )
-            .await?;
+            let source = open(&state, params.reading(&target, now_ns)).await?;
+            let topic = Some(params.topic.as_str());
+            let logs = sls::logs(&source, params.range, topic, &params.query, &params.page, &field_types).await?;
             Ok::<_, QueryError>((logs, scanned(&source, &target, "logs")))
         }
     };
@@ -394,20 +314,20 @@ async fn logs(
     if let Some(error) = unfinished(&done) {
         return sls_error(&error, request_id);
     }
-    let done = match &done {
-        Outcome::Done(result) => Some(result.as_ref()),
-        _ => None,
+    let waiting = Logs { has_sql: params.query.sql.is_some(), ..Logs::default() };
+    let (complete, logs, stats) = match &done {
+        Outcome::Done(result) => match result.as_ref() {
+            Ok((logs, stats)) => (true, logs, *stats),
+            Err(e) => return sls_error(&to_ingest(e), request_id),
+        },
+        _ => (false, &waiting, ScanStats::default()),
     };
-    let (complete, logs, stats) = match done {
-        Some(Ok((logs, stats))) => (true, logs.clone(), *stats),
-        Some(Err(e)) => return sls_error(&to_ingest(e), request_id),
-        None => (false, sls::Logs { has_sql: params.query.sql.is_some(), ..Default::default() }, ScanStats::default()),
-    };
+    let rows = render(logs);
     let progress = if complete { "Complete" } else { "Incomplete" };
     let elapsed = started.elapsed().as_millis() as u64;
     let where_query = params.query_text.split('|').next().unwrap_or("").trim().to_owned();
     let agg_query = params.query.sql.clone().unwrap_or_default();
-    let count = logs.rows.len();
+    let count = rows.len();
     let mode = if logs.has_sql { 1 } else { 0 };
     let mut headers = vec![
         ("content-type", "application/json".into()),
@@ -434,183 +354,67 @@ async fn logs(
             "mode": mode,
             "keys": logs.keys,
         });
-        let body = json!({"meta": meta, "data": logs.rows});
+        let body = json!({"meta": meta, "data": rows});
         return respond(200, headers, serde_json::to_vec(&body).unwrap_or_default());
     }
     headers.push(("x-log-where-query", where_query));
-    respond(200, headers, serde_json::to_vec(&logs.rows).unwrap_or_default())
+    respond(200, headers, serde_json::to_vec(&rows).unwrap_or_default())
 }
 
-fn proliferate_error(error: &IngestError) -> Response {
-    to_http(sluice_ingest::refuse(Product::Proliferate, error, ""))
-}
-
-/// The API key a Proliferate query carries: `Authorization: Bearer`, `X-API-Key` or
-/// `?api_key=`, and the logstore it may read.
-fn authorize_proliferate(
-    state: &AppState,
-    headers: &HeaderMap,
-    query: &HashMap<String, String>,
-    project: Option<&str>,
-) -> Result<(Target, String), IngestError> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
-    let presented = header("authorization")
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .or_else(|| header("x-api-key"))
-        .or_else(|| query.get("api_key").map(String::as_str))
-        .ok_or(IngestError::InvalidApiKey)?;
-    let key = state.config.proliferate_key(presented.trim()).ok_or(IngestError::InvalidApiKey)?;
-    if let Some(project) = project
-        && project != key.project
-    {
-        return Err(IngestError::Forbidden(project.to_owned()));
-    }
-    let credential = format!("proliferate:{}/{}", key.project, key.logstore);
-    Ok((state.config.target(&key.project, &key.logstore)?, credential))
-}
-
-/// `GET /api/v1/projects/{project_id}/logs`.
-pub async fn proliferate_search(
-    State(state): State<Arc<AppState>>,
-    Path(project): Path<String>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    let Ok(_permit) = state.inflight.try_acquire() else {
-        return proliferate_error(&IngestError::ServerBusy);
-    };
-    let query: HashMap<String, String> =
-        form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().collect();
-    let (target, credential) = match authorize_proliferate(&state, &headers, &query, Some(&project)) {
-        Ok(t) => t,
-        Err(e) => return proliferate_error(&e),
-    };
-    let params = match search_params(&query, state.limits.max_query_bytes) {
-        Ok(p) => p,
-        Err(e) => return proliferate_error(&e),
-    };
-    let range = Range {
-        from_ns: params.start_ns.unwrap_or(i64::MIN / 2),
-        to_ns: params.end_ns.map_or(i64::MAX / 2, |e| e.saturating_add(1)),
-    };
-    let key = format!("{}\u{0}{}\u{0}{:?}", target.project, target.logstore, params);
-    let job = {
-        let (state, target) = (state.clone(), target.clone());
-        move || async move {
-            let source = open(&state, &target, range).await?;
-            let page = proliferate::search(&source, &params).await?;
-            Ok::<_, QueryError>((page, scanned(&source, &target, "search")))
+/// GetLogs' rows as SLS answers them: logs as [`sls_log`], SQL results as strings by
+/// column name (nulls as `null`).
+fn render(logs: &Logs) -> Vec<Map<String, Value>> {
+    let mut rows = Vec::with_capacity(logs.rows());
+    if !logs.has_sql {
+        for batch in &logs.batches {
+            rows.extend((0..batch.num_rows()).map(|row| sls_log(batch, row)));
         }
-    };
-    // Proliferate has no "incomplete": the request waits for the whole budget.
-    let done = state.searches.run(key, &credential, state.query_budget + Duration::from_secs(1), job).await;
-    if let Some(error) = unfinished(&done) {
-        return proliferate_error(&error);
+        return rows;
     }
-    match &done {
-        Outcome::Done(result) => match result.as_ref() {
-            Ok((page, stats)) => respond(
-                200,
-                vec![("content-type", "application/json".into()), (SCANNED_HEADER, stats.to_string())],
-                serde_json::to_vec(&json!({"logs": page.logs, "total": page.total, "has_more": page.has_more}))
-                    .unwrap_or_default(),
-            ),
-            Err(e) => proliferate_error(&to_ingest(e)),
-        },
-        _ => proliferate_error(&IngestError::QueryBusy("the query is still running: retry".into())),
-    }
-}
-
-fn search_params(query: &HashMap<String, String>, max_query_bytes: usize) -> Result<SearchParams, IngestError> {
-    if let Some(search) = query.get("search").filter(|s| s.len() > max_query_bytes) {
-        return Err(invalid("search", format!("is {} bytes, more than the {max_query_bytes} allowed", search.len())));
-    }
-    let time = |name: &'static str| -> Result<Option<i64>, IngestError> {
-        match query.get(name).map(|s| s.trim()).filter(|s| !s.is_empty()) {
-            None => Ok(None),
-            Some(s) => sluice_ingest::time::parse_rfc3339_nanos(s)
-                .map(Some)
-                .ok_or_else(|| invalid(name, format!("{s:?} is not an ISO 8601 time"))),
-        }
-    };
-    let number =
-        |name: &'static str, default: usize, range: std::ops::RangeInclusive<usize>| -> Result<usize, IngestError> {
-            match query.get(name) {
-                None => Ok(default),
-                Some(s) => s.trim().parse::<usize>().ok().filter(|n| range.contains(n)).ok_or_else(|| {
-                    invalid(name, format!("{s:?} must be an integer in {}..={}", range.start(), range.end()))
-                }),
-            }
+    let options = FormatOptions::default().with_null("null");
+    for batch in &logs.batches {
+        let Ok(formatters) = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<Result<Vec<ArrayFormatter<'_>>, _>>()
+        else {
+            continue;
         };
-    let mut levels = Vec::new();
-    for level in
-        query.get("levels").map(String::as_str).unwrap_or("").split(',').map(str::trim).filter(|l| !l.is_empty())
-    {
-        let known = sluice_ingest::format::proliferate::parse_level(level)
-            .ok_or_else(|| invalid("levels", format!("{level:?} is not a level")))?;
-        levels.push(known.to_owned());
+        for row in 0..batch.num_rows() {
+            let mut out = Map::new();
+            for (key, formatter) in logs.keys.iter().zip(&formatters) {
+                out.insert(key.clone(), Value::String(formatter.value(row).to_string()));
+            }
+            rows.push(out);
+        }
     }
-    Ok(SearchParams {
-        levels,
-        search: query.get("search").cloned(),
-        trace_id: query.get("trace_id").cloned(),
-        start_ns: time("start_time")?,
-        end_ns: time("end_time")?,
-        limit: number("limit", 100, 1..=1000)?,
-        offset: number("offset", 0, 0..=usize::MAX)?,
-    })
+    rows
 }
 
-/// `GET /api/v1/events/{event_id}/logs`.
-pub async fn proliferate_event(
-    State(state): State<Arc<AppState>>,
-    Path(event): Path<String>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    let Ok(_permit) = state.inflight.try_acquire() else {
-        return proliferate_error(&IngestError::ServerBusy);
-    };
-    let query: HashMap<String, String> =
-        form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().collect();
-    let (target, credential) = match authorize_proliferate(&state, &headers, &query, None) {
-        Ok(t) => t,
-        Err(e) => return proliferate_error(&e),
-    };
-    let Ok(event) = event.parse::<sluice_ingest::batch::EventId>() else {
-        return proliferate_error(&IngestError::NotFound("event".into()));
-    };
-    let window = proliferate::CORRELATION_WINDOW_NS;
-    // An id whose time is too close to the ends of time to have a window is no event.
-    let (Some(from_ns), Some(to_ns)) =
-        (event.time_ns.checked_sub(window), event.time_ns.checked_add(window).and_then(|t| t.checked_add(1)))
-    else {
-        return proliferate_error(&IngestError::NotFound("event".into()));
-    };
-    let range = Range { from_ns, to_ns };
-    let key = format!("{}\u{0}{}\u{0}{event}", target.project, target.logstore);
-    let job = {
-        let (state, target) = (state.clone(), target.clone());
-        move || async move {
-            let source = open(&state, &target, range).await?;
-            let logs = proliferate::event_logs(&source, &event).await?;
-            Ok::<_, QueryError>((logs, scanned(&source, &target, "event")))
+/// One row as SLS shows a log: its fields and columns by name, `__time__`,
+/// `__time_ns_part__`, `__topic__`, `__source__` and `__tag__:{key}`.
+pub fn sls_log(batch: &RecordBatch, row: usize) -> Map<String, Value> {
+    let column = |name: &str| batch.column_by_name(name);
+    let mut out = Map::new();
+    for (k, v) in field_entries(batch, row) {
+        out.entry(k).or_insert(Value::String(v));
+    }
+    for name in schema::shown() {
+        if let Some(value) = column(name).and_then(|c| text_at(c.as_ref(), row)) {
+            out.entry(name.to_owned()).or_insert(Value::String(value));
         }
-    };
-    let done = state.events.run(key, &credential, state.query_budget + Duration::from_secs(1), job).await;
-    if let Some(error) = unfinished(&done) {
-        return proliferate_error(&error);
     }
-    match &done {
-        Outcome::Done(result) => match result.as_ref() {
-            Ok((Some(logs), stats)) => respond(
-                200,
-                vec![("content-type", "application/json".into()), (SCANNED_HEADER, stats.to_string())],
-                serde_json::to_vec(&json!({"logs": logs})).unwrap_or_default(),
-            ),
-            Ok((None, _)) => proliferate_error(&IngestError::NotFound("event".into())),
-            Err(e) => proliferate_error(&to_ingest(e)),
-        },
-        _ => proliferate_error(&IngestError::QueryBusy("the query is still running: retry".into())),
+    let time_ns = int_at(batch, TIME_NS, row).unwrap_or_default();
+    out.insert("__time__".into(), Value::String(time_ns.div_euclid(1_000_000_000).to_string()));
+    out.insert("__time_ns_part__".into(), Value::String(time_ns.rem_euclid(1_000_000_000).to_string()));
+    let text = |name: &str| Value::String(column(name).and_then(|c| text_at(c.as_ref(), row)).unwrap_or_default());
+    out.insert("__topic__".into(), text(TOPIC));
+    out.insert("__source__".into(), text(SOURCE));
+    if let Some(tags) = column(TAGS) {
+        for (k, v) in map_entries(tags.as_ref(), row) {
+            out.insert(format!("__tag__:{k}"), Value::String(v));
+        }
     }
+    out
 }

@@ -2,10 +2,12 @@
 //!
 //! For each logstore: list its raw batches, read which ones recent commits consumed,
 //! [`plan::plan`], delete the consumed ones, and for each planned group: read and decode,
-//! write sorted Parquet files per date, commit them together with one application
+//! write sorted Parquet files per partition, commit them together with one application
 //! transaction per batch, then delete the raw batches. A crash anywhere leaves either
 //! uncommitted files (invisible, vacuumed later) or committed batches whose raw objects
 //! are still there (the next run deletes them without adding them again).
+//!
+//! It stands on [`crate::lake`] only: raw batches, rows, the schema and the table.
 
 pub mod plan;
 
@@ -19,19 +21,17 @@ use deltalake::writer::{DeltaWriter, RecordBatchWriter, WriteMode};
 use deltalake::{DeltaTable, DeltaTableError};
 use futures::{StreamExt, TryStreamExt};
 use indexmap::IndexMap;
-use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::ObjectStore;
 use sluice_ingest::batch::{self, BatchId, DecodedBatch};
-use sluice_ingest::layout::{RAW_ROOT, RawBatchKey, decode_segment};
 use sluice_proto::batch::{BatchBody, BatchHeader};
 use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 
-use crate::records::{Rows, Sizes, TimeOrder, frequent_keys};
-use crate::storage::Storage;
-use crate::table::{self, FileSettings, PARTITION_COLUMN};
+use crate::lake::rows::{Rows, Sizes, TimeOrder, choose_frequent_keys};
+use crate::lake::schema::{self, DATE, FileSettings};
+use crate::lake::{LakeError, Storage, raw, table};
 use plan::{Pending, plan};
 
 /// Where a test can make a run stop as if the process had crashed.
@@ -141,6 +141,8 @@ impl Summary {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CompactError {
+    #[error(transparent)]
+    Lake(#[from] LakeError),
     #[error("storage: {0}")]
     Storage(#[from] object_store::Error),
     #[error("delta table: {0}")]
@@ -149,6 +151,8 @@ pub enum CompactError {
     Arrow(#[from] deltalake::arrow::error::ArrowError),
     #[error("parquet: {0}")]
     Parquet(#[from] deltalake::parquet::errors::ParquetError),
+    #[error("a writer task failed: {0}")]
+    WriterTask(#[from] tokio::task::JoinError),
     #[error("stopped at fail point {0:?}")]
     Injected(FailPoint),
     #[error("{project}/{logstore}: commits kept conflicting with other compactors")]
@@ -191,31 +195,6 @@ impl fmt::Display for Summary {
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
-
-/// Every logstore that has raw batches, as (project, logstore).
-pub async fn logstores_with_raw_batches(store: &dyn ObjectStore) -> Result<Vec<(String, String)>, CompactError> {
-    logstores_under(store, RAW_ROOT).await
-}
-
-/// The (project, logstore) pairs named by the folders `{root}/{project}/{logstore}/`, sorted.
-pub async fn logstores_under(store: &dyn ObjectStore, root: &str) -> Result<Vec<(String, String)>, CompactError> {
-    let mut out = Vec::new();
-    let root = Path::from(root.trim_end_matches('/'));
-    for project in store.list_with_delimiter(Some(&root)).await?.common_prefixes {
-        let Some(project_name) = project.filename().and_then(decode_segment) else { continue };
-        for logstore in store.list_with_delimiter(Some(&project)).await?.common_prefixes {
-            if let Some(logstore_name) = logstore.filename().and_then(decode_segment) {
-                out.push((project_name.clone(), logstore_name));
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
 /// Compacts every logstore that has raw batches. A logstore that fails (a broken
 /// table, a store error under its prefix) is logged and counted in
 /// [`Summary::failed`], and the others go on; only an injected crash stops the run.
@@ -223,10 +202,11 @@ pub async fn compact_all(
     storage: &Storage,
     options: &CompactOptions,
     progress: &dyn Progress,
+    now_ns: i64,
 ) -> Result<Summary, CompactError> {
     let mut total = Summary::default();
-    for (project, logstore) in logstores_with_raw_batches(storage.store.as_ref()).await? {
-        match compact_logstore(storage, &project, &logstore, options, progress).await {
+    for (project, logstore) in raw::logstores(storage.store.as_ref()).await? {
+        match compact_logstore(storage, &project, &logstore, options, progress, now_ns).await {
             Ok(summary) => total.add(&summary),
             Err(error @ CompactError::Injected(_)) => return Err(error),
             Err(error) => {
@@ -238,35 +218,20 @@ pub async fn compact_all(
     Ok(total)
 }
 
-pub async fn list_pending(
-    store: &dyn ObjectStore,
-    project: &str,
-    logstore: &str,
-) -> Result<Vec<Pending>, CompactError> {
-    let prefix = Path::parse(RawBatchKey::prefix(project, logstore)).map_err(object_store::Error::from)?;
-    let metas: Vec<_> = store.list(Some(&prefix)).try_collect().await?;
-    Ok(metas
-        .into_iter()
-        .filter_map(|meta| {
-            // Other objects (a store's temporary files) are not raw batches.
-            let key: RawBatchKey = meta.location.as_ref().parse().ok()?;
-            let received_ns = meta.last_modified.timestamp_nanos_opt().unwrap_or(0);
-            Some(Pending { key, size: meta.size, received_ns })
-        })
-        .collect())
-}
-
-/// Compacts one logstore's raw batches into its table.
+/// Compacts one logstore's raw batches into its table, as of `now_ns` (the time its
+/// commits carry; how far back consumed batches are looked for).
 pub async fn compact_logstore(
     storage: &Storage,
     project: &str,
     logstore: &str,
     options: &CompactOptions,
     progress: &dyn Progress,
+    now_ns: i64,
 ) -> Result<Summary, CompactError> {
     let store = storage.store.as_ref();
+    let now_ms = now_ns.div_euclid(1_000_000);
     let mut summary = Summary { logstores: 1, ..Summary::default() };
-    let pending = list_pending(store, project, logstore).await?;
+    let pending = raw::list(store, project, logstore).await?;
     if pending.is_empty() {
         return Ok(Summary::default());
     }
@@ -286,7 +251,7 @@ pub async fn compact_logstore(
         if rounds > 10 {
             return Err(CompactError::Contended { project: project.to_owned(), logstore: logstore.to_owned() });
         }
-        let since = now_ms() - i64::try_from(options.lookback.as_millis()).unwrap_or(i64::MAX);
+        let since = now_ms.saturating_sub(i64::try_from(options.lookback.as_millis()).unwrap_or(i64::MAX));
         let consumed = table::consumed_batches(&table, since).await?;
         let planned = plan(std::mem::take(&mut pending), &consumed, options.max_bytes_per_commit);
         progress.planned(
@@ -297,7 +262,7 @@ pub async fn compact_logstore(
         summary.already_compacted += planned.already_compacted.len();
         let mut commits = planned.commits.into_iter();
         while let Some(group) = commits.next() {
-            match compact_group(storage, &mut table, &group, options, &mut summary).await {
+            match compact_group(storage, &mut table, &group, options, &mut summary, now_ms).await {
                 Ok(()) => progress.done(group.len(), group.iter().map(|p| p.size).sum()),
                 Err(CompactError::Delta(DeltaTableError::Transaction { source })) => {
                     tracing::info!(project, logstore, %source, "commit conflicted with another compactor, planning again");
@@ -326,18 +291,13 @@ async fn sample_frequent_keys(store: &dyn ObjectStore, pending: &[Pending]) -> R
         sampled += p.size;
         sampled - p.size < SAMPLE_BYTES
     }) {
-        let path = Path::parse(p.key.to_string()).map_err(object_store::Error::from)?;
-        let bytes = match store.get(&path).await {
-            Ok(got) => got.bytes().await?,
-            Err(object_store::Error::NotFound { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        };
+        let Some(bytes) = raw::read(store, &p.key).await? else { continue };
         // An unreadable batch is quarantined by the run itself.
-        if let Ok(batch) = batch::decode(&bytes, 1 << 30) {
+        if let Ok(batch) = raw::decode(&bytes) {
             batches.push(batch);
         }
     }
-    Ok(frequent_keys(&batches))
+    Ok(choose_frequent_keys(&batches))
 }
 
 async fn compact_group(
@@ -346,13 +306,16 @@ async fn compact_group(
     group: &[Pending],
     options: &CompactOptions,
     summary: &mut Summary,
+    now_ms: i64,
 ) -> Result<(), CompactError> {
     let store = storage.store.as_ref();
     let started = Instant::now();
     let mut read: Vec<(Pending, Bytes)> = futures::stream::iter(group.iter().cloned())
         .map(|p| async move {
-            let path = Path::parse(p.key.to_string()).map_err(object_store::Error::from)?;
-            let bytes = store.get(&path).await?.bytes().await?;
+            let bytes = raw::read(store, &p.key).await?.ok_or_else(|| object_store::Error::NotFound {
+                path: p.key.to_string(),
+                source: "listed for compaction, gone when read".into(),
+            })?;
             Ok::<_, CompactError>((p, bytes))
         })
         .buffered(options.read_concurrency.max(1))
@@ -366,7 +329,7 @@ async fn compact_group(
     read.sort_by_key(|(p, _)| (p.received_ns, p.key.id));
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let schema = RecordBatchWriter::for_table(table)?.arrow_schema();
-    let properties = table::writer_properties(options.files, &table::frequent_keys(&schema));
+    let properties = schema::writer_properties(options.files, &schema::frequent_keys(&schema));
     let mut tasks = Vec::new();
     for chunk in chunks(read, cores, options.min_bytes_per_writer) {
         let writer = RecordBatchWriter::for_table(table)?.with_writer_properties(properties.clone());
@@ -379,14 +342,13 @@ async fn compact_group(
     }
     let (mut consumed, mut records, mut adds) = (Vec::new(), 0, Vec::new());
     for task in tasks {
-        let (decoded, rows, unreadable, added) =
-            task.await.map_err(|e| DeltaTableError::Generic(format!("a writer task failed: {e}")))??;
+        let (decoded, rows, unreadable, added) = task.await??;
         consumed.extend(decoded);
         records += rows;
         adds.extend(added);
         for (p, reason) in unreadable {
             tracing::error!(key = %p.key, reason, "raw batch cannot be read, moving it to quarantine/");
-            quarantine(store, &p.key).await?;
+            raw::quarantine(store, &p.key).await?;
             summary.quarantined += 1;
         }
     }
@@ -398,12 +360,9 @@ async fn compact_group(
     let ids: Vec<BatchId> = consumed.iter().map(|p| p.key.id).collect();
     let bytes_out: u64 = adds.iter().map(|a| a.size as u64).sum();
     let snapshot = table.snapshot()?.clone();
-    let operation = DeltaOperation::Write {
-        mode: SaveMode::Append,
-        partition_by: Some(vec![PARTITION_COLUMN.to_owned()]),
-        predicate: None,
-    };
-    let finalized = CommitBuilder::from(table::commit_properties(&ids, now_ms()))
+    let operation =
+        DeltaOperation::Write { mode: SaveMode::Append, partition_by: Some(vec![DATE.to_owned()]), predicate: None };
+    let finalized = CommitBuilder::from(table::commit_properties(&ids, now_ms))
         .with_actions(adds.into_iter().map(Action::Add).collect())
         .build(Some(&snapshot), table.log_store(), operation)
         .await?;
@@ -458,14 +417,14 @@ const PIECE_ROWS: usize = 64 * 1024;
 /// time.
 fn build(chunk: Vec<(Pending, Bytes)>, schema: SchemaRef) -> Result<Built, CompactError> {
     let mut pieces = Vec::new();
-    let frequent = table::frequent_keys(&schema);
+    let frequent = schema::frequent_keys(&schema);
     let mut rows = Rows::with_capacity(PIECE_ROWS, &frequent, &Sizes::default());
     let (mut decoded, mut unreadable) = (Vec::new(), Vec::new());
     // One decoded batch and one decompression buffer, used again for every batch.
     let mut batch = DecodedBatch { id: BatchId(0), header: BatchHeader::default(), body: BatchBody::default() };
-    let mut raw = Vec::new();
+    let mut buffer = Vec::new();
     for (p, bytes) in chunk {
-        match batch::decode_into(&bytes, 1 << 30, &mut batch, &mut raw) {
+        match batch::decode_into(&bytes, raw::MAX_DECODED_BYTES, &mut batch, &mut buffer) {
             Ok(()) => {
                 rows.append(&batch, p.received_ns)?;
                 decoded.push(p);
@@ -501,7 +460,7 @@ async fn write_sorted(
 ) -> Result<Vec<Add>, CompactError> {
     for range in rows.runs(RUN_ROWS.min(row_group_rows)) {
         let (date, run) = rows.run(range)?;
-        let partition = IndexMap::from([(PARTITION_COLUMN.to_owned(), Scalar::String(date))]);
+        let partition = IndexMap::from([(DATE.to_owned(), Scalar::String(date))]);
         writer.write_partition(run, &partition, WriteMode::Default).await?;
     }
     Ok(writer.flush().await?)
@@ -516,27 +475,15 @@ async fn delete(store: &dyn ObjectStore, batches: &[Pending], fail_at: Option<Fa
         if fail_at == Some(FailPoint::MidDelete) && i == batches.len() / 2 {
             return Err(CompactError::Injected(FailPoint::MidDelete));
         }
-        let path = Path::parse(p.key.to_string()).map_err(object_store::Error::from)?;
-        match store.delete(&path).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
+        raw::delete(store, &p.key).await?;
     }
-    Ok(())
-}
-
-/// Moves an unreadable raw batch out of the way, keeping it for an operator.
-async fn quarantine(store: &dyn ObjectStore, key: &RawBatchKey) -> Result<(), CompactError> {
-    let from = Path::parse(key.to_string()).map_err(object_store::Error::from)?;
-    let to = Path::parse(format!("quarantine/{key}")).map_err(object_store::Error::from)?;
-    store.copy(&from, &to).await?;
-    store.delete(&from).await?;
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluice_ingest::layout::RawBatchKey;
 
     fn pending(size: u64) -> (Pending, ()) {
         let key = RawBatchKey { project: "p".into(), logstore: "l".into(), id: BatchId(u128::from(size)) };

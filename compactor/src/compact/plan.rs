@@ -3,18 +3,9 @@
 //! batch is lost or compacted twice, whatever the listing order.
 
 use sluice_ingest::batch::BatchId;
-use sluice_ingest::layout::RawBatchKey;
 use std::collections::HashSet;
 
-/// A raw batch waiting in storage.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Pending {
-    pub key: RawBatchKey,
-    /// Object size in bytes.
-    pub size: u64,
-    /// When the object was written: when the edge received the request.
-    pub received_ns: i64,
-}
+pub use crate::lake::raw::Pending;
 
 /// What one compaction run of a logstore does.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -59,6 +50,7 @@ pub fn plan(mut pending: Vec<Pending>, consumed: &HashSet<BatchId>, max_bytes_pe
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use sluice_ingest::layout::RawBatchKey;
 
     fn pending(id: u128, size: u64, received_ns: i64) -> Pending {
         Pending { key: RawBatchKey { project: "p".into(), logstore: "l".into(), id: BatchId(id) }, size, received_ns }

@@ -15,15 +15,8 @@ use sluice_ingest::layout::Partition;
 use sluice_proto::batch::{Field, Product, RecordGroup};
 use std::sync::Arc;
 
+use super::raw::ReceivedBatch;
 use super::schema::{self, FREQUENT};
-
-/// A raw batch read back, with the time its object was written (when the edge received
-/// the request).
-#[derive(Debug)]
-pub struct ReceivedBatch {
-    pub batch: DecodedBatch,
-    pub received_ns: i64,
-}
 
 /// The product's name as stored in the `product` column.
 pub fn product_name(product: i32) -> &'static str {
@@ -410,8 +403,8 @@ impl TimeOrder {
             piece.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<Int64Array>()).cloned()
         };
         for (p, piece) in pieces.iter().enumerate() {
-            let times =
-                int64(piece, schema::TIME_NS).ok_or_else(|| ArrowError::SchemaError("no Int64 time_ns column".into()))?;
+            let times = int64(piece, schema::TIME_NS)
+                .ok_or_else(|| ArrowError::SchemaError("no Int64 time_ns column".into()))?;
             // Without a receive time, a log is as recent as its time: its day.
             let received = int64(piece, schema::RECEIVED_NS).unwrap_or_else(|| times.clone());
             let p = u32::try_from(p).map_err(|_| ArrowError::ComputeError("too many pieces".into()))?;
@@ -606,17 +599,17 @@ mod tests {
             vec![("status", "404"), ("bad key", "y"), ("Status", "2")],
             vec![("status", "500"), ("rare", "z")],
         ]);
-        assert_eq!(frequent_keys([&sample]), ["status"], "no spaces, no second `status` in another case");
+        assert_eq!(choose_frequent_keys([&sample]), ["status"], "no spaces, no second `status` in another case");
         let even = batch(vec![vec![("a", "1")], vec![("b", "2")]]);
-        assert_eq!(frequent_keys([&even]), ["a", "b"], "half is enough");
-        assert!(frequent_keys(std::iter::empty()).is_empty());
+        assert_eq!(choose_frequent_keys([&even]), ["a", "b"], "half is enough");
+        assert!(choose_frequent_keys(std::iter::empty()).is_empty());
     }
 
     #[test]
     fn frequent_fields_get_columns_and_the_others_stay_in_the_map() {
         use deltalake::arrow::array::{AsArray, MapArray};
         let frequent = vec!["status".to_owned()];
-        let schema = Arc::new(crate::table::arrow_schema(&frequent).unwrap());
+        let schema = Arc::new(crate::lake::schema::arrow_schema(&frequent).unwrap());
         let rows = batch(vec![
             vec![("status", "200"), ("path", "/a")],
             vec![("path", "/b")],

@@ -171,7 +171,10 @@ pub fn remove_stale_staging(storage: &Storage, now_ns: i64) {
 
 /// The (project, logstore) pairs named by the folders `{root}/{project}/{logstore}/`,
 /// sorted.
-pub async fn logstores_under(store: &dyn ObjectStore, root: &str) -> Result<Vec<(String, String)>, object_store::Error> {
+pub async fn logstores_under(
+    store: &dyn ObjectStore,
+    root: &str,
+) -> Result<Vec<(String, String)>, object_store::Error> {
     let mut out = Vec::new();
     let root = object_store::path::Path::from(root.trim_end_matches('/'));
     for project in store.list_with_delimiter(Some(&root)).await?.common_prefixes {

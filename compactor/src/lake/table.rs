@@ -77,10 +77,7 @@ pub async fn open_or_create(
         .with_columns(columns.fields().cloned())
         .with_partition_columns([DATE])
         .with_configuration_property(deltalake::TableProperty::SetTransactionRetentionDuration, Some("interval 2 days"))
-        .with_configuration_property(
-            deltalake::TableProperty::DataSkippingStatsColumns,
-            Some(schema::stats_columns()),
-        )
+        .with_configuration_property(deltalake::TableProperty::DataSkippingStatsColumns, Some(schema::stats_columns()))
         .await;
     match created {
         Ok(table) => Ok(table),

@@ -86,6 +86,8 @@ pub enum MaintainError {
     Delta(#[from] DeltaTableError),
     #[error("storage: {0}")]
     Storage(#[from] object_store::Error),
+    #[error("an object path: {0}")]
+    Path(#[from] object_store::path::Error),
     #[error("arrow: {0}")]
     Arrow(#[from] deltalake::arrow::error::ArrowError),
     #[error("parquet: {0}")]

@@ -1,10 +1,12 @@
 //! The search part of an SLS query as a DataFusion filter over the table's columns.
 //!
 //! A key names a column when the table has one (the promoted `level`, `message`,
-//! `trace_id`, `span_id`, and the Proliferate columns), a column of the `frequent` struct
-//! when the table keeps that field as a column, a field of the `fields` map otherwise; `__topic__`, `__source__` and `__tag__:name` name the topic, source and tags.
-//! Id-like keys (`trace_id`, `span_id`, ...) compare for equality, so that Parquet bloom
-//! filters and statistics prune; text compares by SLS tokens (see [`super::text`]).
+//! `trace_id`, `span_id`, and the Proliferate columns: what the catalogue of
+//! [`crate::lake::schema`] says), a column of the `frequent` struct when the table keeps
+//! that field as a column, a field of the `fields` map otherwise; `__topic__`,
+//! `__source__` and `__tag__:name` name the topic, source and tags. Id-like keys
+//! (`trace_id`, `user_id`, ...) compare for equality, so that Parquet bloom filters and
+//! statistics prune; text compares by SLS tokens (see [`super::text`]).
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
@@ -15,24 +17,12 @@ use datafusion::prelude::{col, lit};
 use std::sync::Arc;
 
 use super::syntax::{Compare, Key, Search, Term};
-use crate::table::FREQUENT_COLUMN;
+use crate::lake::schema::{self, FIELDS, FREQUENT, LEVEL, LINE_NUMBER, MESSAGE, SOURCE, TAGS, TOPIC, column_named};
 
-/// SLS contents that the table keeps in their own columns (see ingest's `PROMOTED_KEYS`).
-pub const PROMOTED: [&str; 4] = ["level", "message", "trace_id", "span_id"];
-/// Columns compared for equality.
-const EXACT: [&str; 5] = ["trace_id", "span_id", "user_id", "account_id", "batch_id"];
-/// Other text columns a key may name.
-const TEXT_COLUMNS: [&str; 9] = [
-    "template",
-    "user_email",
-    "account_name",
-    "logger_name",
-    "file_path",
-    "function_name",
-    "environment",
-    "release",
-    "product",
-];
+/// What a search key of this name compares: the catalogue's entry for a column of that name.
+fn column_of(key: &str) -> Option<&'static schema::Column> {
+    column_named(key).filter(|c| c.search != schema::Search::No)
+}
 
 /// The query functions, called by name.
 #[derive(Clone, Debug)]
@@ -73,46 +63,46 @@ impl Functions {
     /// `fields[key]`, or null.
     pub fn field(&self, key: &str) -> Expr {
         if self.frequent.iter().any(|k| k == key) {
-            get_field(col(FREQUENT_COLUMN), key)
+            get_field(col(FREQUENT), key)
         } else {
-            self.field.call(vec![col("fields"), lit(key)])
+            self.field.call(vec![col(FIELDS), lit(key)])
         }
     }
 
     /// Whether any field's value matches a term.
     fn any_field_text(&self, term: &Term) -> Expr {
-        let in_map = self.map_text(col("fields"), term);
-        if self.frequent.is_empty() { in_map } else { in_map.or(self.map_text(col(FREQUENT_COLUMN), term)) }
+        let in_map = self.map_text(col(FIELDS), term);
+        if self.frequent.is_empty() { in_map } else { in_map.or(self.map_text(col(FREQUENT), term)) }
     }
 
     /// `tags[key]`, or null.
     pub fn tag(&self, key: &str) -> Expr {
-        self.field.call(vec![col("tags"), lit(key)])
+        self.field.call(vec![col(TAGS), lit(key)])
     }
 
-    /// A Proliferate column that SLS logs carry as a field of the same name
-    /// (`user_id`, `environment`, ...): the column, or else the field.
+    /// A column that SLS logs may also carry as a field of the same name (`user_id`,
+    /// `environment`, ...: the catalogue's shared columns): the column, or else the field.
     pub fn shared_column(&self, name: &str) -> Option<Expr> {
-        let shared =
-            (TEXT_COLUMNS.contains(&name) || EXACT.contains(&name)) && name != "batch_id" && !PROMOTED.contains(&name);
-        shared.then(|| coalesce(vec![col(name), self.field(name)]))
+        column_named(name).filter(|c| c.shared).map(|c| coalesce(vec![col(c.name), self.field(name)]))
     }
 
     /// The text a key names.
     fn value(&self, key: &Key) -> Expr {
         match key {
-            Key::Topic => col("topic"),
-            Key::Source => col("source"),
+            Key::Topic => col(TOPIC),
+            Key::Source => col(SOURCE),
             Key::Tag(t) => self.tag(t),
-            Key::Field(k) if PROMOTED.contains(&k.as_str()) => col(k.as_str()),
-            Key::Field(k) => self.shared_column(k).unwrap_or_else(|| self.field(k)),
+            Key::Field(k) => match column_named(k) {
+                Some(c) if c.promoted => col(c.name),
+                _ => self.shared_column(k).unwrap_or_else(|| self.field(k)),
+            },
         }
     }
 
     /// The number a key names: the line number column, or a field parsed as a number.
     fn number(&self, key: &Key) -> Expr {
         match key {
-            Key::Field(k) if k == "line_number" => cast(col("line_number"), DataType::Float64),
+            Key::Field(k) if k == LINE_NUMBER => cast(col(LINE_NUMBER), DataType::Float64),
             _ => Expr::TryCast(datafusion::logical_expr::TryCast::new(Box::new(self.value(key)), DataType::Float64)),
         }
     }
@@ -121,7 +111,7 @@ impl Functions {
     pub fn filter(&self, search: &Search) -> Expr {
         match search {
             Search::All => lit(true),
-            Search::Text(term) => self.text(col("message"), term).or(self.any_field_text(term)),
+            Search::Text(term) => self.text(col(MESSAGE), term).or(self.any_field_text(term)),
             Search::Field(key, term) => self.field_filter(key, term),
             Search::Compare(key, op, n) => {
                 let value = self.number(key);
@@ -151,21 +141,17 @@ impl Functions {
 
     fn field_filter(&self, key: &Key, term: &Term) -> Expr {
         if let (Key::Field(k), Term::Word(w)) = (key, term) {
-            if EXACT.contains(&k.as_str()) {
-                let column = col(k.as_str()).eq(lit(w.as_str()));
-                return if PROMOTED.contains(&k.as_str()) {
-                    column
-                } else {
-                    column.or(self.field(k).eq(lit(w.as_str())))
-                };
+            if let Some(c) = column_of(k).filter(|c| c.search == schema::Search::Exact) {
+                let column = col(c.name).eq(lit(w.as_str()));
+                return if c.shared { column.or(self.field(k).eq(lit(w.as_str()))) } else { column };
             }
-            if k == "level" {
-                return lower(col("level")).eq(lit(w.to_lowercase()));
+            if k == LEVEL {
+                return lower(col(LEVEL)).eq(lit(w.to_lowercase()));
             }
-            if k == "line_number"
+            if k == LINE_NUMBER
                 && let Ok(n) = w.parse::<i32>()
             {
-                return col("line_number").eq(lit(n));
+                return col(LINE_NUMBER).eq(lit(n));
             }
         }
         if let (Key::Topic | Key::Source, Term::Word(w)) = (key, term) {

@@ -1,6 +1,7 @@
 //! Queries: the SLS query language ([`syntax`], [`filter`], [`sql`]) and Proliferate's
 //! search, run by DataFusion over a logstore's Delta table unioned with its raw batches
-//! that are not compacted yet ([`source`]).
+//! that are not compacted yet ([`source`]). Answers are Arrow rows; the API renders them.
+//! It stands on [`crate::lake`] only.
 //!
 //! Time ranges become bounds on the `date` partition column and on `time_ns`, so that
 //! partitions, files (Delta statistics) and row groups (Parquet statistics, page indexes)
@@ -78,8 +79,10 @@ pub enum QueryError {
     DataFusion(DataFusionError),
     #[error("delta table: {0}")]
     Delta(#[from] DeltaTableError),
-    #[error("{0}")]
-    Compact(#[from] crate::compact::CompactError),
+    #[error(transparent)]
+    Lake(#[from] crate::lake::LakeError),
+    #[error(transparent)]
+    Schema(#[from] crate::lake::schema::SchemaError),
     #[error("storage: {0}")]
     Storage(#[from] object_store::Error),
     #[error("arrow: {0}")]

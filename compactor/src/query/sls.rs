@@ -1,20 +1,19 @@
 //! SLS GetHistograms and GetLogs over a [`Source`].
 
-use datafusion::arrow::array::{Array, AsArray, MapArray, RecordBatch};
+use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
-use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::execution::context::SQLOptions;
 use datafusion::functions_aggregate::expr_fn::count;
 use datafusion::logical_expr::{Expr, SortExpr};
 use datafusion::prelude::{DataFrame, col, lit};
-use serde_json::{Map, Value};
 use sluice_ingest::layout::{partition_date, partition_floor};
 use std::collections::HashMap;
 
 use super::source::Source;
 use super::syntax::Query;
 use super::{QueryError, session, sql};
-use datafusion::execution::context::SQLOptions;
+use crate::lake::schema::{BATCH_ID, DATE, POSITION, SOURCE, TIME_NS, TOPIC};
 
 /// The widths subintervals can have, in seconds: the smallest that gives at most 60 is
 /// used, so the division depends only on the range.
@@ -58,11 +57,11 @@ impl Range {
 
     /// Time and partition bounds, so that partitions, files and row groups are pruned.
     pub fn filter(&self) -> Expr {
-        col("time_ns")
+        col(TIME_NS)
             .gt_eq(lit(self.from_ns))
-            .and(col("time_ns").lt(lit(self.to_ns)))
-            .and(col("date").gt_eq(lit(partition_floor(self.from_ns))))
-            .and(col("date").lt_eq(lit(partition_date(self.to_ns.saturating_sub(1)))))
+            .and(col(TIME_NS).lt(lit(self.to_ns)))
+            .and(col(DATE).gt_eq(lit(partition_floor(self.from_ns))))
+            .and(col(DATE).lt_eq(lit(partition_date(self.to_ns.saturating_sub(1)))))
     }
 }
 
@@ -75,7 +74,7 @@ pub async fn selected(
 ) -> Result<DataFrame, QueryError> {
     let mut filter = range.filter().and(source.functions.filter(&query.search));
     if let Some(topic) = topic.filter(|t| !t.is_empty()) {
-        filter = filter.and(col("topic").eq(lit(topic)));
+        filter = filter.and(col(TOPIC).eq(lit(topic)));
     }
     Ok(source.logs().filter(filter)?)
 }
@@ -91,7 +90,7 @@ pub async fn histogram(
 ) -> Result<Vec<(i64, i64, u64)>, QueryError> {
     let intervals = subintervals(from, to);
     let width_ns = intervals.first().map_or(1, |(a, b)| (b - a).max(1)) * 1_000_000_000;
-    let bucket = ((col("time_ns") - lit(range.from_ns)) / lit(width_ns)).alias("bucket");
+    let bucket = ((col(TIME_NS) - lit(range.from_ns)) / lit(width_ns)).alias("bucket");
     let counts = selected(source, range, topic, query)
         .await?
         .select(vec![bucket])?
@@ -124,34 +123,22 @@ pub struct Page {
     pub reverse: bool,
 }
 
-/// GetLogs' answer.
+/// GetLogs' answer, as Arrow rows: the matching logs (rows of the table), or the SQL
+/// part's result.
 #[derive(Clone, Debug, Default)]
 pub struct Logs {
-    pub rows: Vec<Map<String, Value>>,
+    pub batches: Vec<RecordBatch>,
     pub has_sql: bool,
     /// Column names, in order, for SQL answers.
     pub keys: Vec<String>,
 }
 
-/// Columns shown under their own names in an SLS log, besides fields and tags (not
-/// `product`, which is Sluice's own bookkeeping).
-const SHOWN_COLUMNS: [&str; 15] = [
-    "level",
-    "message",
-    "trace_id",
-    "span_id",
-    "template",
-    "user_id",
-    "user_email",
-    "account_id",
-    "account_name",
-    "logger_name",
-    "file_path",
-    "line_number",
-    "function_name",
-    "environment",
-    "release",
-];
+impl Logs {
+    /// Rows in the answer.
+    pub fn rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+}
 
 /// GetLogs: a page of matching logs, or the SQL part's result.
 pub async fn logs(
@@ -166,16 +153,10 @@ pub async fn logs(
     let Some(sql) = &query.sql else {
         let order = |c: &str| SortExpr::new(col(c), !page.reverse, false);
         let page = selected
-            .sort(vec![order("time_ns"), order("batch_id"), order("position")])?
+            .sort(vec![order(TIME_NS), order(BATCH_ID), order(POSITION)])?
             .limit(page.offset, Some(page.line))?;
         let batches = source.scanned.collect(page, source.limits.max_result_bytes).await?;
-        let mut rows = Vec::new();
-        for batch in &batches {
-            for row in 0..batch.num_rows() {
-                rows.push(sls_log(batch, row)?);
-            }
-        }
-        return Ok(Logs { rows, has_sql: false, keys: Vec::new() });
+        return Ok(Logs { batches, has_sql: false, keys: Vec::new() });
     };
     let analytic = sql::prepare(sql, &source.limits.sql).map_err(QueryError::InvalidQuery)?;
     let schema = selected.schema().clone();
@@ -191,10 +172,10 @@ pub async fn logs(
             }
         })
         .collect();
-    projection.push((col("time_ns") / lit(1_000_000_000i64)).alias("__time__"));
-    projection.push((col("time_ns") % lit(1_000_000_000i64)).alias("__time_ns_part__"));
-    projection.push(col("topic").alias("__topic__"));
-    projection.push(col("source").alias("__source__"));
+    projection.push((col(TIME_NS) / lit(1_000_000_000i64)).alias("__time__"));
+    projection.push((col(TIME_NS) % lit(1_000_000_000i64)).alias("__time_ns_part__"));
+    projection.push(col(TOPIC).alias("__topic__"));
+    projection.push(col(SOURCE).alias("__source__"));
     for name in &analytic.identifiers {
         if schema.field_with_unqualified_name(name).is_ok()
             || name.starts_with("__time")
@@ -226,96 +207,7 @@ pub async fn logs(
     let df = ctx.execute_logical_plan(plan).await?;
     let keys: Vec<String> = df.schema().fields().iter().map(|f| f.name().clone()).collect();
     let batches = source.scanned.collect(df, source.limits.max_result_bytes).await?;
-    let mut rows = Vec::new();
-    let options = FormatOptions::default().with_null("null");
-    for batch in &batches {
-        let formatters: Vec<ArrayFormatter<'_>> =
-            batch.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &options)).collect::<Result<_, _>>()?;
-        for row in 0..batch.num_rows() {
-            let mut out = Map::new();
-            for (key, formatter) in keys.iter().zip(&formatters) {
-                out.insert(key.clone(), Value::String(formatter.value(row).to_string()));
-            }
-            rows.push(out);
-        }
-    }
-    Ok(Logs { rows, has_sql: true, keys })
-}
-
-fn string_at(array: &dyn Array, row: usize) -> Option<String> {
-    if array.is_null(row) {
-        return None;
-    }
-    match array.data_type() {
-        DataType::Utf8 => Some(array.as_string::<i32>().value(row).to_owned()),
-        DataType::Utf8View => Some(array.as_string_view().value(row).to_owned()),
-        DataType::LargeUtf8 => Some(array.as_string::<i64>().value(row).to_owned()),
-        _ => ArrayFormatter::try_new(array, &FormatOptions::default()).ok().map(|f| f.value(row).to_string()),
-    }
-}
-
-fn map_entries(array: &dyn Array, row: usize) -> Vec<(String, String)> {
-    let Some(map) = array.as_any().downcast_ref::<MapArray>() else { return Vec::new() };
-    if map.is_null(row) {
-        return Vec::new();
-    }
-    let entries = map.value(row);
-    let (keys, values) = (entries.column(0), entries.column(1));
-    (0..entries.len())
-        .filter_map(|i| Some((string_at(keys.as_ref(), i)?, string_at(values.as_ref(), i).unwrap_or_default())))
-        .collect()
-}
-
-/// A row's fields: those in the table's own columns (`frequent`), then the map's.
-pub fn field_entries(batch: &RecordBatch, row: usize) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let frequent = batch.column_by_name(crate::table::FREQUENT_COLUMN).and_then(|c| c.as_struct_opt());
-    if let Some(columns) = frequent.filter(|c| c.is_valid(row)) {
-        for (field, column) in columns.fields().iter().zip(columns.columns()) {
-            if let Some(value) = string_at(column.as_ref(), row) {
-                out.push((field.name().clone(), value));
-            }
-        }
-    }
-    if let Some(fields) = batch.column_by_name("fields") {
-        out.extend(map_entries(fields.as_ref(), row));
-    }
-    out
-}
-
-/// One row as SLS shows a log: its fields and columns by name, `__time__`,
-/// `__time_ns_part__`, `__topic__`, `__source__` and `__tag__:{key}`.
-pub fn sls_log(batch: &RecordBatch, row: usize) -> Result<Map<String, Value>, QueryError> {
-    let column = |name: &str| batch.column_by_name(name);
-    let mut out = Map::new();
-    for (k, v) in field_entries(batch, row) {
-        out.entry(k).or_insert(Value::String(v));
-    }
-    for name in SHOWN_COLUMNS {
-        if let Some(value) = column(name).and_then(|c| string_at(c.as_ref(), row)) {
-            out.entry(name.to_owned()).or_insert(Value::String(value));
-        }
-    }
-    let time_ns = column("time_ns")
-        .and_then(|c| cast(c, &DataType::Int64).ok())
-        .map(|c| c.as_primitive::<datafusion::arrow::datatypes::Int64Type>().value(row))
-        .unwrap_or_default();
-    out.insert("__time__".into(), Value::String(time_ns.div_euclid(1_000_000_000).to_string()));
-    out.insert("__time_ns_part__".into(), Value::String(time_ns.rem_euclid(1_000_000_000).to_string()));
-    out.insert(
-        "__topic__".into(),
-        Value::String(column("topic").and_then(|c| string_at(c.as_ref(), row)).unwrap_or_default()),
-    );
-    out.insert(
-        "__source__".into(),
-        Value::String(column("source").and_then(|c| string_at(c.as_ref(), row)).unwrap_or_default()),
-    );
-    if let Some(tags) = column("tags") {
-        for (k, v) in map_entries(tags.as_ref(), row) {
-            out.insert(format!("__tag__:{k}"), Value::String(v));
-        }
-    }
-    Ok(out)
+    Ok(Logs { batches, has_sql: true, keys })
 }
 
 #[cfg(test)]

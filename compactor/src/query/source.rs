@@ -12,9 +12,7 @@ use datafusion::datasource::MemTable;
 use datafusion::execution::context::SessionContext;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::prelude::DataFrame;
-use object_store::ObjectStoreExt;
-use object_store::path::Path;
-use sluice_ingest::batch::{self, BatchId};
+use sluice_ingest::batch::BatchId;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,10 +21,9 @@ use super::deadline::Deadline;
 use super::filter::Functions;
 use super::scan::Scanned;
 use super::{QueryError, QueryLimits, session};
-use crate::compact::list_pending;
-use crate::records::{ReceivedBatch, to_record_batch};
-use crate::storage::Storage;
-use crate::table;
+use crate::lake::raw::{self, ReceivedBatch};
+use crate::lake::rows::to_record_batch;
+use crate::lake::{Storage, schema, table};
 
 type Consumed = Arc<HashSet<BatchId>>;
 
@@ -70,20 +67,32 @@ impl std::fmt::Debug for Source {
     }
 }
 
+/// What every query shares: the lake, decoded raw batches, how far back commits are
+/// checked for consumed batches, and the limits.
+#[derive(Debug)]
+pub struct Shared {
+    pub storage: Storage,
+    pub cache: Cache,
+    pub lookback: Duration,
+    pub limits: QueryLimits,
+}
+
+/// What one query reads: a logstore over `[from_ns, to_ns)`, as of `now_ns`.
+#[derive(Clone, Copy, Debug)]
+pub struct Reading<'a> {
+    pub project: &'a str,
+    pub logstore: &'a str,
+    pub from_ns: i64,
+    pub to_ns: i64,
+    pub now_ns: i64,
+}
+
 impl Source {
-    /// Opens a logstore for a query over `[from_ns, to_ns)`.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn open(
-        storage: &Storage,
-        project: &str,
-        logstore: &str,
-        from_ns: i64,
-        to_ns: i64,
-        lookback: Duration,
-        cache: &Cache,
-        limits: &QueryLimits,
-    ) -> Result<Self, QueryError> {
-        let pending = list_pending(storage.store.as_ref(), project, logstore).await?;
+    /// Opens a logstore for one query.
+    pub async fn open(shared: &Shared, reading: Reading<'_>) -> Result<Self, QueryError> {
+        let Reading { project, logstore, from_ns, to_ns, now_ns } = reading;
+        let (storage, cache, limits) = (&shared.storage, &shared.cache, &shared.limits);
+        let pending = raw::list(storage.store.as_ref(), project, logstore).await?;
         let runtime = session::runtime(limits)?;
         let deadline = Deadline::after(limits.timeout);
         let ctx = session::scan(runtime.clone(), deadline);
@@ -98,7 +107,10 @@ impl Source {
             let provider = delta.table_provider().with_session(Arc::new(ctx.state())).await?;
             schema = Some(provider.schema());
             compacted = Some(ctx.read_table(provider)?);
-            consumed = consumed_batches(cache, &delta, version.unwrap_or(0), lookback).await?;
+            let since_ms = now_ns
+                .div_euclid(1_000_000)
+                .saturating_sub(i64::try_from(shared.lookback.as_millis()).unwrap_or(i64::MAX));
+            consumed = consumed_batches(cache, &delta, version.unwrap_or(0), since_ms).await?;
         }
 
         // Fresh raw batches: not consumed, overlapping the range.
@@ -111,13 +123,9 @@ impl Source {
             let received = match cached {
                 Some(r) => r,
                 None => {
-                    let bytes = match storage.store.get(&Path::parse(&key).map_err(object_store::Error::from)?).await {
-                        Ok(got) => got.bytes().await?,
-                        // Compacted and deleted since the listing: it is in the table now.
-                        Err(object_store::Error::NotFound { .. }) => return Err(QueryError::Retry),
-                        Err(e) => return Err(e.into()),
-                    };
-                    let Ok(decoded) = batch::decode(&bytes, 1 << 30) else {
+                    // Gone since the listing: compacted, it is in the table now.
+                    let bytes = raw::read(storage.store.as_ref(), &p.key).await?.ok_or(QueryError::Retry)?;
+                    let Ok(decoded) = raw::decode(&bytes) else {
                         tracing::warn!(key, "skipping an unreadable raw batch");
                         continue;
                     };
@@ -133,16 +141,16 @@ impl Source {
         }
         let schema = match schema {
             Some(s) => s,
-            None => Arc::new(crate::table::arrow_schema(&[])?),
+            None => Arc::new(schema::arrow_schema(&[])?),
         };
-        let frequent = table::frequent_keys(&schema);
+        let frequent = schema::frequent_keys(&schema);
         let mut raw_rows = 0;
         let raw_batches = fresh.len();
         let fresh = if fresh.is_empty() {
             None
         } else {
             let rows = conform(
-                &to_record_batch(fresh.iter().map(Arc::as_ref), Arc::new(table::arrow_schema(&frequent)?))?,
+                &to_record_batch(fresh.iter().map(Arc::as_ref), Arc::new(schema::arrow_schema(&frequent)?))?,
                 &schema,
             )?;
             raw_rows = rows.num_rows();
@@ -192,15 +200,13 @@ async fn consumed_batches(
     cache: &Cache,
     table: &deltalake::DeltaTable,
     version: u64,
-    lookback: Duration,
+    since_ms: i64,
 ) -> Result<Arc<HashSet<BatchId>>, QueryError> {
     let key = (table.table_url().to_string(), version);
     if let Some(set) = cache.consumed.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
         return Ok(set.clone());
     }
-    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-    let since = now_ms - i64::try_from(lookback.as_millis()).unwrap_or(i64::MAX);
-    let set = Arc::new(table::consumed_batches(table, since).await?);
+    let set = Arc::new(table::consumed_batches(table, since_ms).await?);
     let mut consumed = cache.consumed.lock().unwrap_or_else(|e| e.into_inner());
     consumed.retain(|(url, _), _| url != &key.0);
     consumed.insert(key, set.clone());

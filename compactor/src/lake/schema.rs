@@ -1,0 +1,330 @@
+//! The one column catalogue of a logstore's table: every column's name, type and roles,
+//! once. The Delta schema, the Arrow schema, the Parquet writer properties, the data
+//! skipping statistics, the row builder ([`super::rows`]) and the query side's lists
+//! (which columns a search key names, how it compares them, which an SLS log shows) are
+//! all derived from [`COLUMNS`]; code names a column by its constant, never by position.
+//!
+//! Every log is one row. SLS contents, Proliferate attributes and the like are fields:
+//! those the table keeps as columns of their own are under [`FREQUENT`] (chosen when the
+//! table is created, see [`super::rows::frequent_keys`]), the others in [`FIELDS`] (a
+//! map); [`JSON_KEYS`] names the fields whose value is JSON text (a number, an object)
+//! rather than a string.
+
+use deltalake::arrow::datatypes::{DataType as ArrowType, Schema};
+use deltalake::kernel::{ArrayType, DataType, MapType, StructField, StructType};
+use deltalake::parquet::basic::{Compression, Encoding, ZstdLevel};
+use deltalake::parquet::file::metadata::SortingColumn;
+use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use deltalake::parquet::schema::types::ColumnPath;
+
+/// The partition column: the event's UTC date, month or year (see
+/// `sluice_ingest::layout::Partition`).
+pub const DATE: &str = "date";
+/// Event time, nanoseconds since the epoch.
+pub const TIME_NS: &str = "time_ns";
+/// When the edge received the request.
+pub const RECEIVED_NS: &str = "received_ns";
+/// A log's stable id: its raw batch and position in it.
+pub const BATCH_ID: &str = "batch_id";
+pub const POSITION: &str = "position";
+/// `sls`, `lts` or `proliferate`.
+pub const PRODUCT: &str = "product";
+pub const TOPIC: &str = "topic";
+pub const SOURCE: &str = "source";
+/// SLS tags, LTS labels (a map).
+pub const TAGS: &str = "tags";
+pub const ENVIRONMENT: &str = "environment";
+pub const RELEASE: &str = "release";
+pub const LEVEL: &str = "level";
+pub const MESSAGE: &str = "message";
+pub const TEMPLATE: &str = "template";
+pub const TRACE_ID: &str = "trace_id";
+pub const SPAN_ID: &str = "span_id";
+pub const USER_ID: &str = "user_id";
+pub const USER_EMAIL: &str = "user_email";
+pub const ACCOUNT_ID: &str = "account_id";
+pub const ACCOUNT_NAME: &str = "account_name";
+pub const LOGGER_NAME: &str = "logger_name";
+pub const FILE_PATH: &str = "file_path";
+pub const LINE_NUMBER: &str = "line_number";
+pub const FUNCTION_NAME: &str = "function_name";
+/// Fields without a column of their own (a map).
+pub const FIELDS: &str = "fields";
+/// Which fields hold JSON text (a list).
+pub const JSON_KEYS: &str = "json_keys";
+/// The table's frequent fields, one string column each (a struct).
+pub const FREQUENT: &str = "frequent";
+
+/// What a column holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Text,
+    Long,
+    Int,
+    /// Text keys to text values.
+    Map,
+    /// A list of text.
+    List,
+}
+
+/// How Parquet writes a column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// Parquet's default: a dictionary, PLAIN once it outgrows it.
+    Dictionary,
+    /// Text that is often unique (ids, messages): a dictionary, then
+    /// DELTA_LENGTH_BYTE_ARRAY (the bytes back to back, which ZSTD compresses better than
+    /// PLAIN's length-value pairs).
+    VariedText,
+    /// Text unique per log (span ids): no dictionary, DELTA_LENGTH_BYTE_ARRAY.
+    UniqueText,
+    /// Rising integers (times, positions): DELTA_BINARY_PACKED, no dictionary.
+    Delta,
+}
+
+/// How `key: value` compares a column of that name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Search {
+    /// Not named by search keys.
+    No,
+    /// For equality (ids): Parquet bloom filters and statistics prune.
+    Exact,
+    /// By SLS tokens.
+    Text,
+}
+
+/// One column of the table.
+#[derive(Clone, Copy, Debug)]
+pub struct Column {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub nullable: bool,
+    /// Kept in the Delta log's per-file statistics, so files are skipped by it.
+    pub stats: bool,
+    pub layout: Layout,
+    /// A bloom filter per row group (trace id lookups).
+    pub bloom: bool,
+    pub search: Search,
+    /// SLS contents of this name are stored here, not among the fields (ingest's
+    /// `PROMOTED_KEYS`): a search key of this name reads the column only.
+    pub promoted: bool,
+    /// Logs of other products may carry a field of this name (Proliferate's columns, in
+    /// SLS contents): a search key or SQL name reads the column, else the field.
+    pub shared: bool,
+    /// Shown under its own name in an SLS log (besides fields and tags).
+    pub shown: bool,
+}
+
+const fn column(name: &'static str, kind: Kind) -> Column {
+    Column {
+        name,
+        kind,
+        nullable: true,
+        stats: false,
+        layout: Layout::Dictionary,
+        bloom: false,
+        search: Search::No,
+        promoted: false,
+        shared: false,
+        shown: false,
+    }
+}
+
+/// A text column logs of every product may carry as a field too.
+const fn shared_text(name: &'static str, search: Search) -> Column {
+    Column { search, shared: true, shown: true, ..column(name, Kind::Text) }
+}
+
+/// A column SLS contents of its name are stored in.
+const fn promoted_text(name: &'static str, search: Search) -> Column {
+    Column { search, promoted: true, shown: true, ..column(name, Kind::Text) }
+}
+
+/// The table's columns, in order, without [`FREQUENT`] (which a table has when it has
+/// frequent fields).
+pub const COLUMNS: [Column; 26] = [
+    Column { nullable: false, ..column(DATE, Kind::Text) },
+    Column { nullable: false, stats: true, layout: Layout::Delta, ..column(TIME_NS, Kind::Long) },
+    Column { nullable: false, stats: true, layout: Layout::Delta, ..column(RECEIVED_NS, Kind::Long) },
+    Column { nullable: false, search: Search::Exact, shared: true, ..column(BATCH_ID, Kind::Text) },
+    Column { nullable: false, layout: Layout::Delta, ..column(POSITION, Kind::Int) },
+    Column { nullable: false, search: Search::Text, shared: true, ..column(PRODUCT, Kind::Text) },
+    Column { stats: true, ..column(TOPIC, Kind::Text) },
+    Column { stats: true, ..column(SOURCE, Kind::Text) },
+    column(TAGS, Kind::Map),
+    shared_text(ENVIRONMENT, Search::Text),
+    shared_text(RELEASE, Search::Text),
+    Column { stats: true, ..promoted_text(LEVEL, Search::Text) },
+    Column { layout: Layout::VariedText, ..promoted_text(MESSAGE, Search::Text) },
+    Column { layout: Layout::VariedText, ..shared_text(TEMPLATE, Search::Text) },
+    Column { stats: true, bloom: true, layout: Layout::VariedText, ..promoted_text(TRACE_ID, Search::Exact) },
+    Column { layout: Layout::UniqueText, ..promoted_text(SPAN_ID, Search::Exact) },
+    shared_text(USER_ID, Search::Exact),
+    Column { layout: Layout::VariedText, ..shared_text(USER_EMAIL, Search::Text) },
+    shared_text(ACCOUNT_ID, Search::Exact),
+    shared_text(ACCOUNT_NAME, Search::Text),
+    Column { stats: true, ..shared_text(LOGGER_NAME, Search::Text) },
+    shared_text(FILE_PATH, Search::Text),
+    Column { shown: true, ..column(LINE_NUMBER, Kind::Int) },
+    shared_text(FUNCTION_NAME, Search::Text),
+    column(FIELDS, Kind::Map),
+    column(JSON_KEYS, Kind::List),
+];
+
+/// The catalogue entry of a column.
+pub fn column_named(name: &str) -> Option<&'static Column> {
+    COLUMNS.iter().find(|c| c.name == name)
+}
+
+/// The columns SLS contents of their names are stored in.
+pub fn promoted() -> impl Iterator<Item = &'static str> {
+    COLUMNS.iter().filter(|c| c.promoted).map(|c| c.name)
+}
+
+/// Columns an SLS log shows under their own names.
+pub fn shown() -> impl Iterator<Item = &'static str> {
+    COLUMNS.iter().filter(|c| c.shown).map(|c| c.name)
+}
+
+/// Where a map's values are, under the map's column (Delta's Arrow mapping).
+const MAP_VALUES: [&str; 2] = ["key_value", "value"];
+
+/// The table's Delta schema, with a [`FREQUENT`] struct when it has frequent fields.
+pub fn delta_schema(frequent: &[String]) -> Result<StructType, delta_kernel::Error> {
+    let map = || MapType::new(DataType::STRING, DataType::STRING, true);
+    let fields = COLUMNS.iter().map(|c| {
+        let kind: DataType = match c.kind {
+            Kind::Text => DataType::STRING,
+            Kind::Long => DataType::LONG,
+            Kind::Int => DataType::INTEGER,
+            Kind::Map => map().into(),
+            Kind::List => ArrayType::new(DataType::STRING, true).into(),
+        };
+        if c.nullable { StructField::nullable(c.name, kind) } else { StructField::not_null(c.name, kind) }
+    });
+    let frequent = if frequent.is_empty() {
+        None
+    } else {
+        let columns = frequent.iter().map(|key| StructField::nullable(key, DataType::STRING));
+        Some(StructField::nullable(FREQUENT, StructType::try_new(columns)?))
+    };
+    StructType::try_new(fields.chain(frequent))
+}
+
+/// The table's Arrow schema, as delta-rs maps the Delta one.
+pub fn arrow_schema(frequent: &[String]) -> Result<Schema, SchemaError> {
+    use deltalake::kernel::engine::arrow_conversion::TryIntoArrow as _;
+    let delta = delta_schema(frequent).map_err(|e| SchemaError::Delta(e.to_string()))?;
+    (&delta).try_into_arrow().map_err(SchemaError::Arrow)
+}
+
+/// The frequent fields of a table, from its Arrow schema.
+pub fn frequent_keys(schema: &Schema) -> Vec<String> {
+    match schema.field_with_name(FREQUENT).map(|f| f.data_type()) {
+        Ok(ArrowType::Struct(fields)) => fields.iter().map(|f| f.name().clone()).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The columns the Delta log keeps statistics of, as the table property lists them.
+pub fn stats_columns() -> String {
+    COLUMNS.iter().filter(|c| c.stats).map(|c| c.name).collect::<Vec<_>>().join(",")
+}
+
+/// Why a schema cannot be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SchemaError {
+    #[error("the table schema: {0}")]
+    Delta(String),
+    #[error("the table schema in Arrow: {0}")]
+    Arrow(#[from] deltalake::arrow::error::ArrowError),
+}
+
+/// How Parquet files are written; see README ("Compacted storage") for the measurements
+/// behind the numbers.
+#[derive(Clone, Copy, Debug)]
+pub struct FileSettings {
+    pub row_group_rows: usize,
+    pub zstd_level: i32,
+}
+
+impl Default for FileSettings {
+    fn default() -> Self {
+        Self { row_group_rows: 128 * 1024, zstd_level: 3 }
+    }
+}
+
+/// Parquet writer properties, from the catalogue: ZSTD, page-level statistics (column
+/// and offset indexes), files declared sorted by time, each column's [`Layout`] and bloom
+/// filter; frequent fields and the map's values are varied text.
+pub fn writer_properties(settings: FileSettings, frequent: &[String]) -> WriterProperties {
+    // The file schema has no partition column: time_ns is its first column.
+    let time_column = COLUMNS.iter().filter(|c| c.name != DATE).position(|c| c.name == TIME_NS).unwrap_or(0);
+    let sorting = SortingColumn { column_idx: time_column as i32, descending: false, nulls_first: false };
+    let mut builder = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(settings.zstd_level).unwrap_or_default()))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_max_row_group_row_count(Some(settings.row_group_rows))
+        .set_sorting_columns(Some(vec![sorting]));
+    let varied = frequent
+        .iter()
+        .map(|k| ColumnPath::new(vec![FREQUENT.to_owned(), k.clone()]))
+        .chain(std::iter::once(ColumnPath::new(std::iter::once(FIELDS).chain(MAP_VALUES).map(String::from).collect())));
+    for path in varied {
+        builder = builder.set_column_encoding(path, Encoding::DELTA_LENGTH_BYTE_ARRAY);
+    }
+    for c in &COLUMNS {
+        let path = ColumnPath::from(c.name);
+        builder = match c.layout {
+            Layout::Dictionary => builder,
+            Layout::VariedText => builder.set_column_encoding(path.clone(), Encoding::DELTA_LENGTH_BYTE_ARRAY),
+            Layout::UniqueText => builder
+                .set_column_dictionary_enabled(path.clone(), false)
+                .set_column_encoding(path.clone(), Encoding::DELTA_LENGTH_BYTE_ARRAY),
+            Layout::Delta => builder
+                .set_column_dictionary_enabled(path.clone(), false)
+                .set_column_encoding(path.clone(), Encoding::DELTA_BINARY_PACKED),
+        };
+        if c.bloom {
+            builder =
+                builder.set_column_bloom_filter_enabled(path.clone(), true).set_column_bloom_filter_fpp(path, 0.01);
+        }
+    }
+    builder.build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_catalogue_agrees_with_ingest_and_with_itself() {
+        let promoted: Vec<&str> = promoted().collect();
+        assert_eq!(promoted, sluice_ingest::format::sls::PROMOTED_KEYS, "SLS contents stored in their own columns");
+        let mut names: Vec<&str> = COLUMNS.iter().map(|c| c.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), COLUMNS.len(), "every column once");
+        let schema = arrow_schema(&["status".into()]).unwrap();
+        let arrow: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        let expected: Vec<&str> = COLUMNS.iter().map(|c| c.name).chain([FREQUENT]).collect();
+        assert_eq!(arrow, expected);
+        assert_eq!(frequent_keys(&schema), ["status"]);
+        assert_eq!(stats_columns(), "time_ns,received_ns,topic,source,level,trace_id,logger_name");
+    }
+
+    #[test]
+    fn writer_properties_follow_the_layouts() {
+        let props = writer_properties(FileSettings::default(), &["status".into()]);
+        let encoding = |path: &[&str]| props.encoding(&ColumnPath::new(path.iter().map(|s| s.to_string()).collect()));
+        assert_eq!(encoding(&[MESSAGE]), Some(Encoding::DELTA_LENGTH_BYTE_ARRAY));
+        assert_eq!(encoding(&[FREQUENT, "status"]), Some(Encoding::DELTA_LENGTH_BYTE_ARRAY));
+        assert_eq!(encoding(&[FIELDS, "key_value", "value"]), Some(Encoding::DELTA_LENGTH_BYTE_ARRAY));
+        assert_eq!(encoding(&[TIME_NS]), Some(Encoding::DELTA_BINARY_PACKED));
+        assert!(!props.dictionary_enabled(&ColumnPath::from(SPAN_ID)));
+        assert_eq!(encoding(&[SPAN_ID]), Some(Encoding::DELTA_LENGTH_BYTE_ARRAY));
+        assert!(props.bloom_filter_properties(&ColumnPath::from(TRACE_ID)).is_some());
+        assert_eq!(props.sorting_columns().map(|s| s[0].column_idx), Some(0), "time_ns leads the file schema");
+    }
+}
