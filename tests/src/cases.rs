@@ -95,6 +95,15 @@ impl Default for Put {
 
 /// Sends a PutLogs; returns status, JSON body and headers.
 pub fn send_put(target: &dyn Target, put: Put) -> (u16, Value, reqwest::header::HeaderMap) {
+    send_put_with(&http(), target, put)
+}
+
+/// Sends a PutLogs with a given client (one kept for many requests, as SDKs do).
+pub fn send_put_with(
+    client: &reqwest::blocking::Client,
+    target: &dyn Target,
+    put: Put,
+) -> (u16, Value, reqwest::header::HeaderMap) {
     let mut body = lz4_flex::block::compress(&put.raw);
     let path = format!("/logstores/{}/shards/lb", put.logstore);
     let mut headers: Headers = [
@@ -108,7 +117,7 @@ pub fn send_put(target: &dyn Target, put: Put) -> (u16, Value, reqwest::header::
     (put.before)(&mut headers, &mut body);
     Signer { key_id: put.key_id, secret: put.secret }.sign_v1("POST", &path, &[], &mut headers, &body, now());
     (put.after)(&mut headers);
-    let mut request = http().post(target.url(&path));
+    let mut request = client.post(target.url(&path));
     for (k, v) in headers.iter() {
         request = request.header(k, v);
     }

@@ -235,7 +235,11 @@ pub async fn serve(
         let Ok(permit) = connections.clone().acquire_owned().await else { break };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok((stream, _)) => {
+                    // Answers go out as soon as they are written (no Nagle delay).
+                    let _ = stream.set_nodelay(true);
+                    stream
+                }
                 Err(error) => {
                     // Out of file descriptors and the like: wait, do not give up serving.
                     tracing::warn!(%error, "accepting a connection failed");
