@@ -97,9 +97,11 @@ async fn messages(
     now_ns: i64,
 ) -> anyhow::Result<BTreeMap<String, u64>> {
     let reading = Reading { project: PROJECT, logstore, from_ns, to_ns, now_ns };
+    // A batch compacted while the query was set up sends it back to the listing.
+    let mut attempts = 0;
     let source = loop {
         match Source::open(shared, reading).await {
-            Err(QueryError::Retry) => continue,
+            Err(QueryError::Retry) if attempts < 5 => attempts += 1,
             other => break other?,
         }
     };
