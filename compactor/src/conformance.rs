@@ -58,6 +58,7 @@ fn group(prefix: &str, numbers: std::ops::Range<usize>, start_ns: i64) -> LogGro
                     Content { key: "level".into(), value: ["info", "warn", "error"][n % 3].as_bytes().to_vec() },
                 ],
                 time_ns: Some(u32::try_from(time_ns.rem_euclid(SECOND)).unwrap_or(0)),
+                values: vec![],
             }
         })
         .collect();

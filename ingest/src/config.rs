@@ -99,6 +99,10 @@ pub struct AccessKey {
     /// Projects this key may write to; empty means all.
     #[serde(default)]
     pub projects: Vec<String>,
+    /// For STS credentials: the security token requests must carry in
+    /// `x-acs-security-token`.
+    #[serde(default)]
+    pub security_token: Option<Secret>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -256,6 +260,7 @@ impl Config {
                     id: DEMO_SLS_ACCESS_KEY_ID.to_owned(),
                     secret: Secret::Value(DEMO_SLS_ACCESS_KEY_SECRET.to_owned()),
                     projects: Vec::new(),
+                    security_token: None,
                 }],
                 region: default_sls_region(),
             },
@@ -280,7 +285,7 @@ impl Config {
             .sls
             .access_keys
             .iter_mut()
-            .map(|k| &mut k.secret)
+            .flat_map(|k| std::iter::once(&mut k.secret).chain(k.security_token.as_mut()))
             .chain(self.lts.tokens.iter_mut().map(|t| &mut t.token))
             .chain(self.proliferate.keys.iter_mut().map(|k| &mut k.key));
         for secret in secrets {
@@ -356,23 +361,26 @@ impl Config {
         self.lts.tokens.iter().fold(None, |found, t| if t.token.matches(presented) { Some(t) } else { found })
     }
 
-    /// The logstore a request names, or the product-neutral "does not exist" errors.
-    pub fn target(&self, project: &str, logstore: &str) -> Result<Target, IngestError> {
+    /// The project a request names, configured (`None` in open mode), or
+    /// [`IngestError::ProjectNotExist`].
+    pub fn project(&self, project: &str) -> Result<Option<&ProjectConfig>, IngestError> {
         if check_name("project", project).is_err() {
             return Err(IngestError::ProjectNotExist(project.to_owned()));
         }
+        match self.projects.iter().find(|p| p.name == project) {
+            None if !self.open => Err(IngestError::ProjectNotExist(project.to_owned())),
+            found => Ok(found),
+        }
+    }
+
+    /// The logstore a request names, or the product-neutral "does not exist" errors.
+    pub fn target(&self, project: &str, logstore: &str) -> Result<Target, IngestError> {
+        let configured = self.project(project)?;
         if check_name("logstore", logstore).is_err() {
             return Err(IngestError::LogStoreNotExist(logstore.to_owned()));
         }
-        if !self.open {
-            let p = self
-                .projects
-                .iter()
-                .find(|p| p.name == project)
-                .ok_or_else(|| IngestError::ProjectNotExist(project.to_owned()))?;
-            if !p.logstores.iter().any(|l| l.name == logstore) {
-                return Err(IngestError::LogStoreNotExist(logstore.to_owned()));
-            }
+        if !self.open && !configured.is_some_and(|p| p.logstores.iter().any(|l| l.name == logstore)) {
+            return Err(IngestError::LogStoreNotExist(logstore.to_owned()));
         }
         Ok(Target { project: project.to_owned(), logstore: logstore.to_owned() })
     }

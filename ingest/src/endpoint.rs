@@ -63,6 +63,109 @@ pub fn product_of_path(path: &str) -> sluice_proto::batch::Product {
     }
 }
 
+/// What a request no handler of an edge serves is: an API of its product (by the
+/// product's own name) that this edge does not serve, a path of an API asked with another
+/// method, or a path of no API at all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unserved {
+    Api(&'static str),
+    WrongMethod,
+    Unknown,
+}
+
+/// Names the API of a method, path and query (its `type` or `action` parameter), among the
+/// APIs of the product the path belongs to.
+pub fn unserved(method: &str, path: &str, query: &str) -> Unserved {
+    let Some(rest) = path.strip_prefix('/') else { return Unserved::Unknown };
+    let segments: Vec<&str> = if rest.is_empty() { Vec::new() } else { rest.split('/').collect() };
+    if segments.iter().any(|s| s.is_empty()) {
+        return Unserved::Unknown;
+    }
+    let param =
+        |name: &str| form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
+    // Each path's APIs: (method, the `type` or `action` it needs, if any, name).
+    let apis: &[(&str, Option<&str>, &'static str)] = match segments.as_slice() {
+        [] => &[("GET", None, "GetProject"), ("PUT", None, "UpdateProject"), ("DELETE", None, "DeleteProject")],
+        ["logstores"] => &[("GET", None, "ListLogStores"), ("POST", None, "CreateLogStore")],
+        ["logstores", _] => &[
+            ("GET", Some("histogram"), "GetHistograms"),
+            ("GET", Some("log"), "GetLogs"),
+            ("GET", Some("context_log"), "GetContextLogs"),
+            ("GET", Some("topic"), "ListTopics"),
+            ("GET", None, "GetLogStore"),
+            ("POST", None, "PutLogs"),
+            ("PUT", None, "UpdateLogStore"),
+            ("DELETE", None, "DeleteLogStore"),
+        ],
+        ["logstores", _, "logs"] => &[("POST", None, "GetLogsV2")],
+        ["logstores", _, "index"] => &[
+            ("GET", Some("histogram"), "GetHistograms"),
+            ("GET", Some("log"), "GetLogs"),
+            ("GET", None, "GetIndex"),
+            ("POST", None, "CreateIndex"),
+            ("PUT", None, "UpdateIndex"),
+            ("DELETE", None, "DeleteIndex"),
+        ],
+        ["logstores", _, "shards"] => &[("GET", None, "ListShards")],
+        ["logstores", _, "shards", "lb" | "route"] => &[("POST", None, "PutLogs")],
+        ["logstores", _, "shards", _] => &[
+            ("GET", Some("cursor"), "GetCursor"),
+            ("GET", Some("cursor_time"), "GetCursorTime"),
+            ("GET", Some("logs"), "PullLogs"),
+            ("POST", Some("split"), "SplitShard"),
+            ("POST", Some("merge"), "MergeShards"),
+        ],
+        ["logstores", _, "consumergroups", ..] => &[
+            ("GET", None, "ListConsumerGroup"),
+            ("POST", None, "CreateConsumerGroup"),
+            ("PUT", None, "UpdateConsumerGroup"),
+            ("DELETE", None, "DeleteConsumerGroup"),
+        ],
+        ["logs"] => &[("GET", None, "GetProjectLogs")],
+        ["configs", ..] => &[
+            ("GET", None, "ListConfig"),
+            ("POST", None, "CreateConfig"),
+            ("PUT", None, "UpdateConfig"),
+            ("DELETE", None, "DeleteConfig"),
+        ],
+        ["machinegroups", ..] => &[
+            ("GET", None, "ListMachineGroup"),
+            ("POST", None, "CreateMachineGroup"),
+            ("PUT", None, "UpdateMachineGroup"),
+            ("DELETE", None, "DeleteMachineGroup"),
+        ],
+        ["dashboards", ..] => &[
+            ("GET", None, "ListDashboard"),
+            ("POST", None, "CreateDashboard"),
+            ("PUT", None, "UpdateDashboard"),
+            ("DELETE", None, "DeleteDashboard"),
+        ],
+        ["savedsearches", ..] => &[
+            ("GET", None, "ListSavedSearch"),
+            ("POST", None, "CreateSavedSearch"),
+            ("PUT", None, "UpdateSavedSearch"),
+            ("DELETE", None, "DeleteSavedSearch"),
+        ],
+        ["v2", _, "lts", "groups", _, "streams", _, "tenant", "contents", ..] => &[("POST", None, "ReportLogs")],
+        ["api", "v1", "logs", "batch"] => &[("POST", None, "IngestLogBatch")],
+        ["api", "v1", "projects", _, "logs"] => &[("GET", None, "SearchProjectLogs")],
+        ["api", "v1", "events", _, "logs"] => &[("GET", None, "GetEventLogs")],
+        _ => &[],
+    };
+    if apis.is_empty() {
+        return Unserved::Unknown;
+    }
+    if !apis.iter().any(|(m, _, _)| *m == method) {
+        return Unserved::WrongMethod;
+    }
+    // An API without a `type` is asked without one; an unknown `type` names no API.
+    let kind = param("type").or_else(|| param("action"));
+    apis.iter()
+        .filter(|(m, _, _)| *m == method)
+        .find(|(_, needs, _)| *needs == kind.as_deref())
+        .map_or(Unserved::Unknown, |(_, _, name)| Unserved::Api(name))
+}
+
 /// The SLS project a request addresses: the first label of `Host`
 /// (`myproject.cn-hangzhou.log.aliyuncs.com`, or `myproject.127.0.0.1` from the SDKs).
 pub fn sls_project_from_host(host: &str) -> Option<&str> {
@@ -113,6 +216,24 @@ mod tests {
         assert_eq!(Endpoint::recognize("POST", "/v2/p1/lts/groups/g1/streams/s1/tenant/contents/x"), None);
         assert_eq!(Endpoint::recognize("POST", "/api/v1/logs"), None);
         assert_eq!(Endpoint::recognize("POST", "relative"), None);
+    }
+
+    #[test]
+    fn names_the_apis_no_handler_serves() {
+        assert_eq!(unserved("GET", "/logstores/app", "type=topic&line=10"), Unserved::Api("ListTopics"));
+        assert_eq!(unserved("GET", "/logstores/app", ""), Unserved::Api("GetLogStore"));
+        assert_eq!(unserved("GET", "/logstores/app/index", "type=log"), Unserved::Api("GetLogs"));
+        assert_eq!(unserved("GET", "/logstores/app/shards/0", "type=cursor&from=begin"), Unserved::Api("GetCursor"));
+        assert_eq!(unserved("POST", "/logstores/app/shards/0", "action=split"), Unserved::Api("SplitShard"));
+        assert_eq!(unserved("DELETE", "/configs/nginx", ""), Unserved::Api("DeleteConfig"));
+        assert_eq!(unserved("GET", "/", ""), Unserved::Api("GetProject"));
+        assert_eq!(unserved("PATCH", "/logstores/app", ""), Unserved::WrongMethod);
+        assert_eq!(unserved("GET", "/v2/p/lts/groups/g/streams/s/tenant/contents", ""), Unserved::WrongMethod);
+        assert_eq!(unserved("GET", "/api/v1/logs/batch", ""), Unserved::WrongMethod);
+        assert_eq!(unserved("GET", "/api/v1/projects/p/logs", ""), Unserved::Api("SearchProjectLogs"));
+        assert_eq!(unserved("GET", "/nothing/here", ""), Unserved::Unknown);
+        assert_eq!(unserved("GET", "/logstores/app", "type=nonsense"), Unserved::Unknown);
+        assert_eq!(unserved("GET", "/logstores//x", ""), Unserved::Unknown);
     }
 
     #[test]

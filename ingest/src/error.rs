@@ -55,6 +55,10 @@ pub enum ErrorCode {
     QueryFailed,
     /// The edge is not configured: retryable once an operator fixes it.
     Misconfigured,
+    /// An API of the product this endpoint does not serve.
+    NotImplemented,
+    /// A path of an API, asked with a method it does not take.
+    InvalidMethod,
 }
 
 /// Why a request was refused. Messages are lowercase and say what to fix.
@@ -83,7 +87,7 @@ pub enum IngestError {
     MissingApiVersion,
     #[error("api version {0:?} is not supported, use 0.6.0")]
     InvalidApiVersion(String),
-    #[error("signature method {0:?} is not supported, use hmac-sha1 or hmac-sha256")]
+    #[error("signature method {0:?} is not supported: use hmac-sha1 or hmac-sha256")]
     InvalidSignatureMethod(String),
     #[error("request time {request} is more than {window_secs} seconds from the server time {server}")]
     RequestTimeExpired { request: i64, server: i64, window_secs: i64 },
@@ -99,6 +103,11 @@ pub enum IngestError {
     AccessDenied { key_id: String, project: String },
     #[error("the request signature does not match the signature computed with the access key")]
     SignatureNotMatch,
+    #[error(
+        "access key {key_id:?} is an STS credential: {}",
+        if *presented { "x-acs-security-token does not match its token" } else { "requests must carry its x-acs-security-token" }
+    )]
+    SecurityToken { key_id: String, presented: bool },
     #[error(
         "the signature's credential scope names region {region:?}, but this endpoint is region {expected:?} ([sls] region)"
     )]
@@ -165,6 +174,10 @@ pub enum IngestError {
     QueryBusy(String),
     #[error("the edge is not configured: {0}")]
     Misconfigured(String),
+    #[error("{api} is not implemented by this endpoint")]
+    NotImplemented { api: &'static str },
+    #[error("method {method} is not allowed on {path}")]
+    InvalidMethod { method: String, path: String },
 }
 
 impl IngestError {
@@ -189,7 +202,8 @@ impl IngestError {
             | Self::AccessDenied { .. }
             | Self::InvalidApiKey
             | Self::InvalidToken
-            | Self::TokenDenied(_) => C::Unauthorized,
+            | Self::TokenDenied(_)
+            | Self::SecurityToken { .. } => C::Unauthorized,
             Self::MissAccessKeyId => C::MissAccessKeyId,
             Self::SignatureNotMatch | Self::WrongRegion { .. } => C::SignatureNotMatch,
             Self::ContentMd5Mismatch { .. } | Self::ContentSha256Mismatch => C::PostBodyInvalid,
@@ -218,6 +232,8 @@ impl IngestError {
             Self::NotFound(_) => C::NotFound,
             Self::BodyTooSlow { .. } => C::RequestTimeout,
             Self::QueryBusy(_) => C::ExceedQuota,
+            Self::NotImplemented { .. } => C::NotImplemented,
+            Self::InvalidMethod { .. } => C::InvalidMethod,
         }
     }
 }

@@ -107,9 +107,16 @@ pub fn refuse(product: Product, error: &IngestError, request_id: &str) -> Respon
     response::error(product, error, request_id)
 }
 
-/// The answer to a path no API serves: the `404` of the product its path belongs to,
-/// with that product's error body (never plain text: clients parse it).
-pub fn not_found(method: &str, path: &str, request_id: &str) -> Response {
-    let error = IngestError::NotFound(format!("{method} {path}"));
+/// The answer to a request no handler of this edge serves, in the error body of the
+/// product its path belongs to (never plain text: clients parse it): an API this edge
+/// does not implement, by name; a method the path does not take; or a `404`.
+pub fn unrouted(method: &str, path: &str, query: &str, request_id: &str) -> Response {
+    let error = match endpoint::unserved(method, path, query) {
+        endpoint::Unserved::Api(api) => IngestError::NotImplemented { api },
+        endpoint::Unserved::WrongMethod => {
+            IngestError::InvalidMethod { method: method.to_owned(), path: path.to_owned() }
+        }
+        endpoint::Unserved::Unknown => IngestError::NotFound(format!("{method} {path}")),
+    };
     response::error(endpoint::product_of_path(path), &error, request_id)
 }

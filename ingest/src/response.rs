@@ -69,6 +69,9 @@ pub fn sls_status(code: ErrorCode) -> (u16, &'static str) {
         C::NotFound => (404, "NotFound"),
         C::RequestTimeout => (408, "RequestTimeout"),
         C::ExceedQuota => (403, "ExceedQuota"),
+        // Not 501: the SDKs retry every 5xx, and asking again will not help.
+        C::NotImplemented => (400, "NotImplemented"),
+        C::InvalidMethod => (405, "InvalidMethod"),
     }
 }
 
@@ -82,6 +85,7 @@ pub fn lts_status(code: ErrorCode) -> (u16, &'static str) {
         C::InternalServerError | C::QueryFailed | C::Misconfigured => (500, "LTS.0010"),
         C::ServerBusy => (503, "LTS.0010"),
         C::RequestTimeout => (408, "SVCSTG.ALS.200.201"),
+        C::InvalidMethod => (405, "SVCSTG.ALS.200.201"),
         _ => (400, "SVCSTG.ALS.200.201"),
     }
 }
@@ -91,7 +95,8 @@ pub fn proliferate_status(code: ErrorCode) -> u16 {
     use ErrorCode as C;
     match code {
         C::Unauthorized | C::SignatureNotMatch | C::MissAccessKeyId => 401,
-        C::ProjectNotExist | C::LogStoreNotExist | C::NotFound => 404,
+        C::ProjectNotExist | C::LogStoreNotExist | C::NotFound | C::NotImplemented => 404,
+        C::InvalidMethod => 405,
         C::Forbidden => 403,
         C::PostBodyTooLarge => 413,
         C::InvalidCompressType | C::InvalidContentType => 415,
@@ -117,18 +122,20 @@ pub fn error(product: Product, err: &IngestError, request_id: &str) -> Response 
         Product::Lts => {
             let (status, code) = lts_status(code);
             Response::json(status, serde_json::json!({"errorCode": code, "errorMessage": message, "result": null}))
+                .with_header("x-request-id", request_id)
         }
         Product::Proliferate => {
             let status = proliferate_status(code);
             let detail = match status {
                 401 => serde_json::json!("Invalid API key"),
+                405 => serde_json::json!("Method Not Allowed"),
                 503 if code == ErrorCode::InternalServerError => {
                     serde_json::json!("Log storage temporarily unavailable")
                 }
                 422 => serde_json::json!([{"type": "value_error", "loc": ["body"], "msg": message}]),
                 _ => serde_json::json!(message),
             };
-            Response::json(status, serde_json::json!({"detail": detail}))
+            Response::json(status, serde_json::json!({"detail": detail})).with_header("x-request-id", request_id)
         }
     }
 }

@@ -448,7 +448,12 @@ pub fn sls_log(line: &Line, kind: Kind) -> Log {
     for (k, v) in &line.attributes {
         push(k, text(v));
     }
-    Log { time: (line.time_ns / 1_000_000_000) as u32, contents, time_ns: Some((line.time_ns % 1_000_000_000) as u32) }
+    Log {
+        time: (line.time_ns / 1_000_000_000) as u32,
+        contents,
+        time_ns: Some((line.time_ns % 1_000_000_000) as u32),
+        values: vec![],
+    }
 }
 
 /// Lines as one SLS `LogGroup`, with a topic, source and tags.

@@ -147,6 +147,7 @@ mod tests {
             time: 1_700_000_000,
             contents: vec![Content { key: "k".into(), value: b"v".to_vec() }],
             time_ns: Some(7),
+            values: vec![],
         };
         let bytes = log.encode_to_vec();
         let got = fields(&bytes).unwrap();

@@ -3,9 +3,14 @@
     python query_logs.py histogram --port P --from F --to T [--query Q] [--topic T]
     python query_logs.py logs --port P --from F --to T [--query Q] [--line N] [--offset N]
                               [--reverse] [--v1] [--all] [--project P] [--logstore L]
+    python query_logs.py catalog --port P [--project P] [--logstore L] [--pattern S] [--offset N] [--line N]
+    python query_logs.py context --port P --from F --to T --query Q [--back N] [--forward N]
     python query_logs.py duckdb TABLE_PATH SQL      (SQL reads the view `logs`)
 
-Prints JSON. `logs` returns the SDK's QueriedLog contents plus time and source; `duckdb`
+Prints JSON. `logs` returns the SDK's QueriedLog contents plus time and source; `catalog` what
+list_logstore, get_logstore and list_shards return; `context` the first log GetLogs
+finds for the query and get_context_logs around it (by the pack id and meta GetLogs
+returned with it); `duckdb`
 runs SQL over exactly the Parquet files of the table's current version (their list from
 the `deltalake` package), with the `date` partition column, independently of Sluice.
 """
@@ -32,6 +37,37 @@ def sdk(args):
                 {"from": h.get_from(), "to": h.get_to(), "count": h.get_count(), "progress": h.progress, "complete": h.is_completed()}
                 for h in response.get_histograms()
             ],
+        }
+    if args.command == "catalog":
+        listed = client.list_logstore(args.project, args.pattern, offset=args.offset, size=args.line)
+        logstore = client.get_logstore(args.project, args.logstore)
+        shards = client.list_shards(args.project, args.logstore)
+        return {
+            "logstores": listed.get_logstores(),
+            "count": listed.get_logstores_count(),
+            "total": listed.get_logstores_total(),
+            "logstore": {"name": logstore.logstore_name, "ttl": logstore.get_ttl(), "shard_count": logstore.get_shard_count()},
+            "shards": shards.get_shards_info(),
+            "request_id": shards.get_request_id(),
+        }
+    if args.command == "context":
+        found = client.get_log(args.project, args.logstore, args.from_, args.to, query=args.query, size=1)
+        anchor = dict(found.get_logs()[0].get_contents())
+        response = client.get_context_logs(
+            args.project, args.logstore, anchor["__tag__:__pack_id__"], anchor["__pack_meta__"], args.back, args.forward
+        )
+        logs = []
+        for log in response.get_logs():
+            contents = dict(log.get_contents())
+            contents["__time__"] = str(log.get_time())
+            logs.append(contents)
+        return {
+            "anchor": anchor,
+            "complete": response.is_completed(),
+            "total_lines": response.get_total_lines(),
+            "back_lines": response.get_back_lines(),
+            "forward_lines": response.get_forward_lines(),
+            "logs": logs,
         }
     if args.v1:
         client._get_logs_v2_enabled = False
@@ -72,7 +108,7 @@ def duck(args):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("command", choices=["histogram", "logs", "duckdb"])
+    p.add_argument("command", choices=["histogram", "logs", "catalog", "context", "duckdb"])
     p.add_argument("table", nargs="?")
     p.add_argument("sql", nargs="?")
     p.add_argument("--port", type=int)
@@ -86,6 +122,9 @@ def main():
     p.add_argument("--offset", type=int, default=0)
     p.add_argument("--reverse", action="store_true")
     p.add_argument("--v1", action="store_true")
+    p.add_argument("--pattern", default=None, help="catalog: list_logstore's name pattern")
+    p.add_argument("--back", type=int, default=10)
+    p.add_argument("--forward", type=int, default=10)
     p.add_argument("--all", action="store_true", help="page through every log (offset += line)")
     p.add_argument("--auth", default="v1", choices=["v1", "v4"])
     args = p.parse_args()

@@ -210,6 +210,19 @@ impl cases::Target for Server {
     }
 }
 
+/// An edge at a port, for case lists that only send (what it stored is not looked at).
+#[derive(Clone, Copy, Debug)]
+pub struct Port(pub u16);
+
+impl cases::Target for Port {
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.0)
+    }
+    fn stored(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
 /// An SLS log's contents as a client sees them again: the promoted columns (level,
 /// message, trace_id, span_id) and the fields, sorted by key then value.
 pub fn sls_contents(record: &sluice_proto::batch::Record) -> Vec<(String, String)> {
@@ -265,18 +278,29 @@ pub fn get_logs_in(
     (from, to): (i64, i64),
     query: &str,
 ) -> (u16, serde_json::Value, String) {
-    let path = "/logstores/app";
-    let pairs: Vec<(String, String)> = [
+    let params = [
         ("type", "log".to_owned()),
         ("from", from.to_string()),
         ("to", to.to_string()),
         ("query", query.to_owned()),
         ("line", "100".to_owned()),
         ("offset", "0".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
+    ];
+    let (status, body, headers) = sls_get(port, key, project, "/logstores/app", &params);
+    let progress = headers.get("x-log-progress").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    (status, body, progress)
+}
+
+/// A signed (V1) SLS `GET` of `path` with query `params`, as the SDKs send it: the
+/// status, the body (JSON, or the text as a JSON string) and the headers.
+pub fn sls_get(
+    port: u16,
+    key: (&str, &str),
+    project: &str,
+    path: &str,
+    params: &[(&str, String)],
+) -> (u16, serde_json::Value, reqwest::header::HeaderMap) {
+    let pairs: Vec<(String, String)> = params.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
     let mut headers: sluice_ingest::Headers = [("host", format!("{project}.localhost"))].into_iter().collect();
     sluice_ingest::auth::sls::Signer { key_id: key.0, secret: key.1 }.sign_v1(
         "GET",
@@ -293,7 +317,7 @@ pub fn get_logs_in(
     }
     let response = request.send().expect("sluice answers");
     let status = response.status().as_u16();
-    let progress = response.headers().get("x-log-progress").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let headers = response.headers().clone();
     let text = response.text().expect("a body");
-    (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)), progress)
+    (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)), headers)
 }

@@ -25,6 +25,7 @@ fn every_error_of_every_product() {
     cases::sls_errors(&server);
     cases::proliferate_errors(&server);
     cases::lts_errors(&server);
+    cases::unrouted_answers(&server, true);
 }
 
 #[test]

@@ -81,7 +81,7 @@ fn health_and_unknown_paths() {
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(data.path(), &[]);
     let r = http().get(server.url("/health")).send().unwrap();
-    assert_eq!((r.status().as_u16(), r.text().unwrap()), (200, "ok".to_owned()));
+    assert_eq!((r.status().as_u16(), r.text().unwrap()), (200, r#"{"status":"ok"}"#.to_owned()));
     assert_eq!(http().post(server.url("/nope")).send().unwrap().status().as_u16(), 404);
 }
 

@@ -12,14 +12,16 @@ use sluice_loggen::{Generator, Kind, lts_body, proliferate_batch};
 use sluice_tests::cases::{self, CLOSED_CONFIG, ERROR_CASE_LIMITS, Put, Target, send_put};
 use sluice_tests::garage::Garage;
 use sluice_tests::workerd::{DEMO_CONFIG, OnGarage, Worker, WorkerStorage};
-use sluice_tests::{Server, http, local_objects, run_python};
+use sluice_tests::{Port, Server, http, local_objects, run_python};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// Sends the same requests to `url_a` and `url_b`: SDK PutLogs (lz4, zstd, hash key, V4)
-/// and LTS / Proliferate bodies. Returns how many logs went to each.
+/// Sends the same requests to `url_a` and `url_b`: SDK PutLogs (lz4, zstd, hash key, V4),
+/// the other SLS forms (JSON, `batch_group`, HMAC-SHA256, `x-log-project`), and LTS /
+/// Proliferate bodies. Returns how many logs went to each.
 fn send_the_same_requests(port_a: u16, port_b: u16) -> usize {
-    let mut logs = 0;
+    let mut logs = cases::sls_forms(&Port(port_a)).len();
+    assert_eq!(cases::sls_forms(&Port(port_b)).len(), logs);
     for case in ["lz4", "zstd", "hashkey", "v4"] {
         for port in [port_a, port_b] {
             run_python(
@@ -51,6 +53,9 @@ fn send_the_same_requests(port_a: u16, port_b: u16) -> usize {
     logs
 }
 
+/// Raw batches [`cases::sls_forms`] stores: one per form.
+const FORMS: usize = 4;
+
 fn record_count(objects: &[(String, Vec<u8>)]) -> usize {
     objects.iter().map(|(_, bytes)| sluice_ingest::batch::decode(bytes, 1 << 30).unwrap().body.records.len()).sum()
 }
@@ -64,7 +69,7 @@ fn through_the_worker_to_garage_byte_identical_to_sluice_serve() {
     let logs = send_the_same_requests(worker.port, server.port);
     let from_worker = garage.objects("raw");
     let from_serve = local_objects(data.path());
-    assert_eq!(from_worker.len(), 4 * 2 + 3, "one object per request");
+    assert_eq!(from_worker.len(), FORMS + 4 * 2 + 3, "one object per request");
     assert_eq!(
         from_worker.iter().map(|(k, _)| k).collect::<Vec<_>>(),
         from_serve.iter().map(|(k, _)| k).collect::<Vec<_>>(),
@@ -82,7 +87,7 @@ fn through_the_worker_to_an_r2_binding_byte_identical_to_sluice_serve() {
     let logs = send_the_same_requests(worker.port, server.port);
     let from_worker = worker.r2_objects();
     let from_serve = local_objects(data.path());
-    assert_eq!(from_worker.len(), 4 * 2 + 3);
+    assert_eq!(from_worker.len(), FORMS + 4 * 2 + 3);
     assert!(from_worker == from_serve, "the same keys and bytes");
     assert_eq!(record_count(&from_worker), logs);
 }
@@ -95,6 +100,7 @@ fn the_worker_answers_every_error_and_stores_nothing() {
     cases::sls_errors(&target);
     cases::proliferate_errors(&target);
     cases::lts_errors(&target);
+    cases::unrouted_answers(&target, false);
 
     let garage = Garage::start();
     let worker = Worker::start_with(WorkerStorage::S3(&garage), CLOSED_CONFIG, &[]);

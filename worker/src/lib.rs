@@ -40,11 +40,12 @@ async fn fetch(mut req: worker::Request, env: Env, _ctx: worker::Context) -> wor
     let path = url.path().to_owned();
     let method = req.method();
     if method == Method::Get && path == "/health" {
-        return Response::ok("ok");
+        return Response::from_json(&serde_json::json!({"status": "ok"}));
     }
     let request_id = request_id();
     let Some(endpoint) = Endpoint::recognize(method.as_ref(), &path) else {
-        return to_response(sluice_ingest::not_found(method.as_ref(), &path, &request_id));
+        let query = url.query().unwrap_or("");
+        return to_response(sluice_ingest::unrouted(method.as_ref(), &path, query, &request_id));
     };
     let product = endpoint.product();
     let edge = match edge(&env) {

@@ -13,7 +13,7 @@ use object_store::{ObjectStoreExt, PutPayload, PutResult};
 use sluice_ingest::{Context, Endpoint, Headers, IngestError, Request};
 use std::sync::Arc;
 
-use super::{AppState, headers_of, not_found, now_ns, read_body, to_http};
+use super::{AppState, headers_of, now_ns, read_body, to_http, unrouted};
 
 pub async fn ingest(
     State(state): State<Arc<AppState>>,
@@ -23,7 +23,7 @@ pub async fn ingest(
     body: Body,
 ) -> Response {
     let Some(endpoint) = Endpoint::recognize(method.as_str(), uri.path()) else {
-        return not_found(&state, &method, &uri);
+        return unrouted(&state, &method, &uri);
     };
     let product = endpoint.product();
     let request_id = state.request_ids.next();

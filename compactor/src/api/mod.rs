@@ -81,6 +81,7 @@ pub struct AppState {
     logs: jobs::Jobs<Answer<Logs>>,
     searches: jobs::Jobs<Answer<Page>>,
     events: jobs::Jobs<Answer<Option<Vec<RecordBatch>>>>,
+    contexts: jobs::Jobs<Answer<Option<crate::query::sls::Context>>>,
     /// How long a query request waits before answering `Incomplete`.
     query_deadline: Duration,
     /// How long a query may run before it is cancelled.
@@ -119,7 +120,8 @@ impl AppState {
             histograms: jobs::Jobs::new(keep, limiter.clone(), queries.clone(), budget),
             logs: jobs::Jobs::new(keep, limiter.clone(), queries.clone(), budget),
             searches: jobs::Jobs::new(keep, limiter.clone(), queries.clone(), budget),
-            events: jobs::Jobs::new(keep, limiter, queries.clone(), budget),
+            events: jobs::Jobs::new(keep, limiter.clone(), queries.clone(), budget),
+            contexts: jobs::Jobs::new(keep, limiter, queries.clone(), budget),
             query_deadline: Duration::from_secs(server.query_deadline_secs),
             query_budget: budget,
         }
@@ -144,21 +146,37 @@ pub fn query_runtime() -> std::io::Result<tokio::runtime::Runtime> {
 }
 
 /// The routes of `sluice serve`. Ingest paths are recognized by the ingest core itself
-/// (the fallback), so that both edges agree on them.
+/// (the fallback), so that both edges agree on them; so is every other request, answered
+/// in its product's error body ([`unrouted`]), a path with a method it does not take
+/// included.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route("/logstores", get(sls::list_logstores))
         .route("/logstores/{logstore}", get(sls::get).post(ingest::ingest))
+        .route("/logstores/{logstore}/index", get(sls::get))
+        .route("/logstores/{logstore}/shards", get(sls::get))
         .route("/logstores/{logstore}/logs", post(sls::logs_v2))
         .route("/api/v1/projects/{project_id}/logs", get(proliferate::search))
         .route("/api/v1/events/{event_id}/logs", get(proliferate::event))
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(ingest::ingest)
         .with_state(state)
 }
 
-/// A path no API knows: the product's `404`, with its error body.
-fn not_found(state: &AppState, method: &Method, uri: &Uri) -> Response {
-    to_http(sluice_ingest::not_found(method.as_str(), uri.path(), &state.request_ids.next()))
+async fn method_not_allowed(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+) -> Response {
+    unrouted(&state, &method, &uri)
+}
+
+/// A request no route serves: the product's error, naming the API when it is one
+/// (`sluice_ingest::unrouted`).
+fn unrouted(state: &AppState, method: &Method, uri: &Uri) -> Response {
+    let query = uri.query().unwrap_or("");
+    to_http(sluice_ingest::unrouted(method.as_str(), uri.path(), query, &state.request_ids.next()))
 }
 
 /// Request headers as the ingest core reads them.
@@ -340,8 +358,8 @@ fn to_http(response: sluice_ingest::Response) -> Response {
     out
 }
 
-async fn health() -> &'static str {
-    "ok"
+async fn health() -> Response {
+    respond(200, vec![("content-type", "application/json".into())], br#"{"status":"ok"}"#.to_vec())
 }
 
 /// Nanoseconds since the epoch, from the system clock.

@@ -79,13 +79,9 @@ pub async fn search(
     let job = {
         let (state, target) = (state.clone(), target.clone());
         move || async move {
-            let reading = Reading {
-                project: &target.project,
-                logstore: &target.logstore,
-                from_ns: params.start_ns.unwrap_or(i64::MIN / 2),
-                to_ns: params.end_ns.map_or(i64::MAX / 2, |e| e.saturating_add(1)),
-                now_ns,
-            };
+            let (from_ns, to_ns) =
+                (params.start_ns.unwrap_or(i64::MIN / 2), params.end_ns.map_or(i64::MAX / 2, |e| e.saturating_add(1)));
+            let reading = Reading::of(&target, from_ns, to_ns, now_ns);
             let source = open(&state, reading).await?;
             let page = proliferate::search(&source, &params).await?;
             Ok::<_, QueryError>((page, scanned(&source, &target, "search")))
@@ -180,7 +176,7 @@ pub async fn event(
     let job = {
         let (state, target) = (state.clone(), target.clone());
         move || async move {
-            let reading = Reading { project: &target.project, logstore: &target.logstore, from_ns, to_ns, now_ns };
+            let reading = Reading::of(&target, from_ns, to_ns, now_ns);
             let source = open(&state, reading).await?;
             let logs = proliferate::event_logs(&source, &event).await?;
             Ok::<_, QueryError>((logs, scanned(&source, &target, "event")))

@@ -9,8 +9,10 @@ use axum::response::Response;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use serde_json::{Map, Value, json};
+use sluice_ingest::batch::EventId;
+use sluice_ingest::endpoint::Unserved;
 use sluice_ingest::{IngestError, Product, Request, Target};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,13 +21,15 @@ use super::{
     AppState, SCANNED_HEADER, headers_of, now_ns, open, read_body, respond, scanned, to_http, to_ingest, unfinished,
 };
 use crate::lake::rows::{field_entries, int_at, map_entries, text_at};
-use crate::lake::schema::{self, SOURCE, TAGS, TIME_NS, TOPIC};
+use crate::lake::schema::{self, BATCH_ID, POSITION, SOURCE, TAGS, TIME_NS, TOPIC};
 use crate::query::QueryError;
 use crate::query::scan::ScanStats;
-use crate::query::sls::{self, Logs, Page, Range};
+use crate::query::sls::{self, LogId, Logs, Page, Range};
 use crate::query::source::Reading;
 use crate::query::syntax::{self, Query};
 
+/// The tag GetContextLogs' `pack_id` comes from.
+const PACK_ID_KEY: &str = "__tag__:__pack_id__";
 /// Most logs a non-SQL GetLogs returns.
 const MAX_LINES: usize = 100;
 /// Largest GetLogs V2 body: its parameters and a query.
@@ -80,13 +84,7 @@ impl SlsParams {
     }
 
     fn reading<'a>(&self, target: &'a Target, now_ns: i64) -> Reading<'a> {
-        Reading {
-            project: &target.project,
-            logstore: &target.logstore,
-            from_ns: self.range.from_ns,
-            to_ns: self.range.to_ns,
-            now_ns,
-        }
+        Reading::of(target, self.range.from_ns, self.range.to_ns, now_ns)
     }
 }
 
@@ -149,10 +147,116 @@ fn sls_params(
     })
 }
 
-/// `GET /logstores/{logstore}?type=histogram|log`.
+/// The SLS read APIs of one logstore:
+///
+/// - `GET /logstores/{logstore}`: GetHistograms (`type=histogram`), GetLogs (`type=log`),
+///   GetContextLogs (`type=context_log`), and without a `type`, GetLogStore;
+/// - `GET /logstores/{logstore}/index?type=histogram|log`: GetHistograms and GetLogs at the
+///   path the Java and OpenAPI SDKs use;
+/// - `GET /logstores/{logstore}/shards`: ListShards.
 pub async fn get(
     State(state): State<Arc<AppState>>,
     Path(logstore): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let (request_id, now_ns) = (state.request_ids.next(), now_ns());
+    let query = uri.query().unwrap_or("");
+    let values = query_values(query);
+    let under = uri.path().strip_prefix("/logstores/").and_then(|p| p.strip_prefix(logstore.as_str())).unwrap_or("");
+    let api = match (under, values.get("type").and_then(Value::as_str)) {
+        ("/shards", _) => ReadApi::Shards,
+        ("" | "/index", Some("histogram")) => ReadApi::Histograms,
+        ("" | "/index", Some("log")) => ReadApi::Logs,
+        ("", Some("context_log")) => ReadApi::ContextLogs,
+        ("", None) => ReadApi::LogStore,
+        (_, kind) => {
+            let error = match sluice_ingest::endpoint::unserved(method.as_str(), uri.path(), query) {
+                Unserved::Api(api) => IngestError::NotImplemented { api },
+                _ => invalid("type", format!("{:?} is not histogram, log or context_log", kind.unwrap_or(""))),
+            };
+            return sls_error(&error, &request_id);
+        }
+    };
+    let Ok(_permit) = state.inflight.try_acquire() else {
+        return sls_error(&IngestError::ServerBusy, &request_id);
+    };
+    let headers = headers_of(&headers);
+    let request = Request { method: method.as_str(), path: uri.path(), query, headers: &headers, body: &[] };
+    let (target, credential) = match authorize(&state, &request, &logstore, now_ns) {
+        Ok(t) => t,
+        Err(e) => return sls_error(&e, &request_id),
+    };
+    let asked = Asked { target: &target, credential: &credential, request_id: &request_id, now_ns };
+    match api {
+        ReadApi::Histograms => histogram(&state, asked, &values).await,
+        ReadApi::Logs => logs(&state, asked, &values, false).await,
+        ReadApi::ContextLogs => context_logs(&state, asked, &values).await,
+        ReadApi::LogStore => get_logstore(&state, &target, &request_id),
+        ReadApi::Shards => json_answer(
+            &request_id,
+            &json!([{
+                "shardID": 0,
+                "status": "readwrite",
+                "inclusiveBeginKey": "00000000000000000000000000000000",
+                "exclusiveEndKey": "ffffffffffffffffffffffffffffffff",
+                "createTime": 0,
+            }]),
+        ),
+    }
+}
+
+/// The SLS read APIs of one logstore.
+#[derive(Clone, Copy)]
+enum ReadApi {
+    Histograms,
+    Logs,
+    ContextLogs,
+    LogStore,
+    Shards,
+}
+
+/// Query parameters as JSON values (what V2 bodies hold).
+fn query_values(query: &str) -> serde_json::Map<String, Value> {
+    form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (k.into_owned(), Value::String(v.into_owned()))).collect()
+}
+
+fn json_answer(request_id: &str, body: &Value) -> Response {
+    respond(
+        200,
+        vec![("content-type", "application/json".into()), ("x-log-requestid", request_id.into())],
+        serde_json::to_vec(body).unwrap_or_default(),
+    )
+}
+
+/// GetLogStore: what the SDKs read of a logstore. One shard; `ttl` is the retention in
+/// days (3650, SLS's "kept forever", when there is none).
+fn get_logstore(state: &AppState, target: &Target, request_id: &str) -> Response {
+    let ttl = state.config.logstore(&target.project, &target.logstore).and_then(|l| l.retention_days).unwrap_or(3650);
+    json_answer(
+        request_id,
+        &json!({
+            "logstoreName": target.logstore,
+            "ttl": ttl,
+            "hot_ttl": ttl,
+            "shardCount": 1,
+            "enable_tracking": false,
+            "autoSplit": false,
+            "maxSplitShard": 1,
+            "appendMeta": false,
+            "telemetryType": "None",
+            "mode": "standard",
+            "createTime": 0,
+            "lastModifyTime": 0,
+        }),
+    )
+}
+
+/// `GET /logstores`: ListLogStores. A closed configuration lists the project's
+/// logstores; in development mode (any logstore accepted) the logstores that have data.
+pub async fn list_logstores(
+    State(state): State<Arc<AppState>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -164,19 +268,140 @@ pub async fn get(
     let headers = headers_of(&headers);
     let query = uri.query().unwrap_or("");
     let request = Request { method: method.as_str(), path: uri.path(), query, headers: &headers, body: &[] };
-    let (target, credential) = match authorize(&state, &request, &logstore, now_ns) {
-        Ok(t) => t,
+    let project = match sluice_ingest::auth::sls::authorize_project(&state.config, &request, now_ns) {
+        Ok((project, _)) => project,
         Err(e) => return sls_error(&e, &request_id),
     };
-    let values: serde_json::Map<String, Value> = form_urlencoded::parse(query.as_bytes())
-        .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+    let values = query_values(query);
+    let (offset, size) =
+        match (int(values.get("offset"), "offset", Some(0)), int(values.get("size"), "size", Some(500))) {
+            (Ok(offset), Ok(size)) if offset >= 0 && (1..=500).contains(&size) => (offset as usize, size as usize),
+            (Err(e), _) | (_, Err(e)) => return sls_error(&e, &request_id),
+            (Ok(offset), _) if offset < 0 => return sls_error(&invalid("offset", "must not be negative"), &request_id),
+            _ => return sls_error(&invalid("size", "must be between 1 and 500"), &request_id),
+        };
+    let mut names: BTreeSet<String> = state
+        .config
+        .projects
+        .iter()
+        .filter(|p| p.name == project)
+        .flat_map(|p| p.logstores.iter().map(|l| l.name.clone()))
         .collect();
-    let asked = Asked { target: &target, credential: &credential, request_id: &request_id, now_ns };
-    match values.get("type").and_then(Value::as_str) {
-        Some("histogram") => histogram(&state, asked, &values).await,
-        Some("log") => logs(&state, asked, &values, false).await,
-        other => sls_error(&invalid("type", format!("{other:?} is not histogram or log")), &request_id),
+    if state.config.open {
+        match with_data(&state.storage).await {
+            Ok(found) => names.extend(found.into_iter().filter(|(p, _)| p == project).map(|(_, l)| l)),
+            Err(e) => return sls_error(&IngestError::QueryFailed(e.to_string()), &request_id),
+        }
     }
+    let pattern = values.get("logstoreName").and_then(Value::as_str).unwrap_or("");
+    let matching: Vec<String> = names.into_iter().filter(|n| n.contains(pattern)).collect();
+    let page: Vec<&String> = matching.iter().skip(offset).take(size).collect();
+    json_answer(&request_id, &json!({"count": page.len(), "total": matching.len(), "logstores": page}))
+}
+
+/// Every logstore with raw batches or a table, as (project, logstore).
+async fn with_data(storage: &crate::lake::Storage) -> Result<Vec<(String, String)>, String> {
+    let mut found = crate::lake::raw::logstores(storage.store.as_ref()).await.map_err(|e| e.to_string())?;
+    found.extend(crate::lake::table::logstores_with_tables(storage).await.map_err(|e| e.to_string())?);
+    Ok(found)
+}
+
+/// How far from a log GetContextLogs looks, in event time.
+const CONTEXT_WINDOW_NS: i64 = 3600 * 1_000_000_000;
+/// Most logs GetContextLogs returns on either side.
+const MAX_CONTEXT_LINES: i64 = 100;
+
+/// GetContextLogs: the logs received before and after one that GetLogs returned, named
+/// by the `__tag__:__pack_id__` and `__pack_meta__` it returned with it.
+async fn context_logs(state: &Arc<AppState>, asked: Asked<'_>, values: &serde_json::Map<String, Value>) -> Response {
+    let Asked { target, credential, request_id, now_ns } = asked;
+    let lines = |name: &'static str| match int(values.get(name), name, None) {
+        Ok(n) if (0..=MAX_CONTEXT_LINES).contains(&n) => Ok(n as usize),
+        Ok(_) => Err(invalid(name, format!("must be between 0 and {MAX_CONTEXT_LINES}"))),
+        Err(e) => Err(e),
+    };
+    let (back, forward) = match (lines("back_lines"), lines("forward_lines")) {
+        (Ok(b), Ok(f)) => (b, f),
+        (Err(e), _) | (_, Err(e)) => return sls_error(&e, request_id),
+    };
+    if values.get("pack_id").and_then(Value::as_str).is_none_or(str::is_empty) {
+        return sls_error(&invalid("pack_id", "is required"), request_id);
+    }
+    let meta = values.get("pack_meta").and_then(Value::as_str).unwrap_or("");
+    let Some(event) = pack_meta_event(meta) else {
+        return sls_error(
+            &invalid("pack_meta", format!("{meta:?} is not a pack_meta that GetLogs returned")),
+            request_id,
+        );
+    };
+    let range = Range {
+        from_ns: event.time_ns.saturating_sub(CONTEXT_WINDOW_NS),
+        to_ns: event.time_ns.saturating_add(CONTEXT_WINDOW_NS),
+    };
+    let id = LogId { batch_id: event.batch.to_string(), position: i32::try_from(event.position).unwrap_or(i32::MAX) };
+    let key = format!("c\u{0}{}\u{0}{}\u{0}{meta}\u{0}{back}\u{0}{forward}", target.project, target.logstore);
+    let job = {
+        let (state, target) = (state.clone(), target.clone());
+        move || async move {
+            let source = open(&state, Reading::of(&target, range.from_ns, range.to_ns, now_ns)).await?;
+            let found = sls::context(&source, range, &id, back, forward).await?;
+            Ok::<_, QueryError>((found, scanned(&source, &target, "context")))
+        }
+    };
+    let done = state.contexts.run(key, credential, state.query_deadline, job).await;
+    if let Some(error) = unfinished(&done) {
+        return sls_error(&error, request_id);
+    }
+    let (progress, context) = match &done {
+        Outcome::Done(result) => match result.as_ref() {
+            Ok((Some(context), _)) => ("Complete", context.clone()),
+            Ok((None, _)) => {
+                return sls_error(&invalid("pack_meta", "no log of this logstore has it"), request_id);
+            }
+            Err(e) => return sls_error(&to_ingest(e), request_id),
+        },
+        _ => ("Incomplete", sls::Context::default()),
+    };
+    let rows = |batches: &[RecordBatch]| -> Vec<Map<String, Value>> {
+        batches.iter().flat_map(|b| (0..b.num_rows()).map(move |row| sls_log(b, row))).collect()
+    };
+    let mut before = rows(&context.before);
+    before.reverse();
+    let anchor = rows(&context.anchor);
+    let after = rows(&context.after);
+    let (back_found, forward_found) = (before.len(), after.len());
+    let numbered = |(n, mut log): (i64, Map<String, Value>)| {
+        log.insert("__index_number__".into(), Value::String(n.to_string()));
+        log
+    };
+    let logs: Vec<Map<String, Value>> =
+        (-(back_found as i64)..).zip(before.into_iter().chain(anchor).chain(after)).map(numbered).collect();
+    json_answer(
+        request_id,
+        &json!({
+            "total_lines": logs.len(),
+            "back_lines": back_found,
+            "forward_lines": forward_found,
+            "progress": progress,
+            "logs": logs,
+        }),
+    )
+}
+
+/// The `__pack_meta__` of a log: `0|{event id}|0|0` (SLS's shard, cursor and offsets,
+/// opaque to clients), which names its batch, position and time.
+fn pack_meta(event: &EventId) -> String {
+    format!("0|{event}|0|0")
+}
+
+fn pack_meta_event(meta: &str) -> Option<EventId> {
+    let mut parts = meta.split('|');
+    let (Some("0"), Some(event), Some(_), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    event.parse().ok()
 }
 
 /// `POST /logstores/{logstore}/logs`: GetLogs V2.
@@ -406,6 +631,13 @@ pub fn sls_log(batch: &RecordBatch, row: usize) -> Map<String, Value> {
         }
     }
     let time_ns = int_at(batch, TIME_NS, row).unwrap_or_default();
+    // Where the log is, for GetContextLogs: the client's own pack id when it sent one.
+    let batch_id = column(BATCH_ID).and_then(|c| text_at(c.as_ref(), row)).unwrap_or_default();
+    if let (Ok(batch), Some(position)) = (batch_id.parse(), int_at(batch, POSITION, row)) {
+        let event = EventId { batch, position: u32::try_from(position).unwrap_or(0), time_ns };
+        out.insert("__pack_meta__".into(), Value::String(pack_meta(&event)));
+        out.insert(PACK_ID_KEY.into(), Value::String(format!("{}-0", event.batch).to_uppercase()));
+    }
     out.insert("__time__".into(), Value::String(time_ns.div_euclid(1_000_000_000).to_string()));
     out.insert("__time_ns_part__".into(), Value::String(time_ns.rem_euclid(1_000_000_000).to_string()));
     let text = |name: &str| Value::String(column(name).and_then(|c| text_at(c.as_ref(), row)).unwrap_or_default());
@@ -413,8 +645,30 @@ pub fn sls_log(batch: &RecordBatch, row: usize) -> Map<String, Value> {
     out.insert("__source__".into(), text(SOURCE));
     if let Some(tags) = column(TAGS) {
         for (k, v) in map_entries(tags.as_ref(), row) {
+            // A pack id the client sent wins over the one made up above.
             out.insert(format!("__tag__:{k}"), Value::String(v));
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pack_meta_names_the_log_it_came_with() {
+        let event = EventId { batch: "0123456789abcdef0123456789abcdef".parse().unwrap(), position: 7, time_ns: 42 };
+        let meta = pack_meta(&event);
+        assert_eq!(meta, "0|0123456789abcdef0123456789abcdef-7-42|0|0");
+        assert_eq!(pack_meta_event(&meta), Some(event));
+        for other in [
+            "",
+            "0|MTU1OTI4NTExMjg3NTQ2MjQ3MQ==|2|1",
+            "1|0123456789abcdef0123456789abcdef-7-42|0|0",
+            &format!("{meta}|0"),
+        ] {
+            assert_eq!(pack_meta_event(other), None, "{other}");
+        }
+    }
 }

@@ -3,9 +3,10 @@
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
+use datafusion::common::ScalarValue;
 use datafusion::execution::context::SQLOptions;
 use datafusion::functions_aggregate::expr_fn::count;
-use datafusion::logical_expr::{Expr, SortExpr};
+use datafusion::logical_expr::{Expr, Operator, SortExpr, binary_expr};
 use datafusion::prelude::{DataFrame, col, lit};
 use sluice_ingest::layout::{partition_date, partition_floor};
 use std::collections::HashMap;
@@ -13,7 +14,8 @@ use std::collections::HashMap;
 use super::source::Source;
 use super::syntax::Query;
 use super::{QueryError, session, sql};
-use crate::lake::schema::{BATCH_ID, DATE, POSITION, SOURCE, TIME_NS, TOPIC};
+use crate::lake::rows::{int_at, text_at};
+use crate::lake::schema::{BATCH_ID, DATE, POSITION, RECEIVED_NS, SOURCE, TIME_NS, TOPIC};
 
 /// The widths subintervals can have, in seconds: the smallest that gives at most 60 is
 /// used, so the division depends only on the range.
@@ -208,6 +210,67 @@ pub async fn logs(
     let keys: Vec<String> = df.schema().fields().iter().map(|f| f.name().clone()).collect();
     let batches = source.scanned.collect(df, source.limits.max_result_bytes).await?;
     Ok(Logs { batches, has_sql: true, keys })
+}
+
+/// A log's place in its logstore: its raw batch and its position there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogId {
+    pub batch_id: String,
+    pub position: i32,
+}
+
+/// GetContextLogs' answer: the logs before a log (nearest first), the log, the logs after
+/// it (nearest first).
+#[derive(Clone, Debug, Default)]
+pub struct Context {
+    pub before: Vec<RecordBatch>,
+    pub anchor: Vec<RecordBatch>,
+    pub after: Vec<RecordBatch>,
+}
+
+/// The logs around one, in the order they were received: those of its source and topic
+/// (the same stream of logs), ordered by arrival, raw batch and position in it, within
+/// `range`. `None` when the log is not found there.
+pub async fn context(
+    source: &Source,
+    range: Range,
+    id: &LogId,
+    back: usize,
+    forward: usize,
+) -> Result<Option<Context>, QueryError> {
+    let max_bytes = source.limits.max_result_bytes;
+    let batch_id = lit(id.batch_id.as_str());
+    let position = lit(id.position);
+    let found = source
+        .logs()
+        .filter(range.filter().and(col(BATCH_ID).eq(batch_id.clone())).and(col(POSITION).eq(position.clone())))?
+        .limit(0, Some(1))?;
+    let anchor = source.scanned.collect(found, max_bytes).await?;
+    let Some(first) = anchor.iter().find(|b| b.num_rows() > 0) else { return Ok(None) };
+    let received = int_at(first, RECEIVED_NS, 0).unwrap_or_default();
+    let text = |name: &str| first.column_by_name(name).and_then(|c| text_at(c.as_ref(), 0));
+    let same =
+        |name: &'static str| binary_expr(col(name), Operator::IsNotDistinctFrom, lit(ScalarValue::Utf8(text(name))));
+    let stream = range.filter().and(same(SOURCE)).and(same(TOPIC));
+    // (received_ns, batch_id, position) compared as a tuple.
+    let beyond =
+        |op: Operator| {
+            let received = lit(received);
+            binary_expr(col(RECEIVED_NS), op, received.clone()).or(col(RECEIVED_NS).eq(received).and(
+                binary_expr(col(BATCH_ID), op, batch_id.clone())
+                    .or(col(BATCH_ID).eq(batch_id.clone()).and(binary_expr(col(POSITION), op, position.clone()))),
+            ))
+        };
+    let order =
+        |ascending: bool| [RECEIVED_NS, BATCH_ID, POSITION].map(|c| SortExpr::new(col(c), ascending, false)).to_vec();
+    let before =
+        source.logs().filter(stream.clone().and(beyond(Operator::Lt)))?.sort(order(false))?.limit(0, Some(back))?;
+    let after = source.logs().filter(stream.and(beyond(Operator::Gt)))?.sort(order(true))?.limit(0, Some(forward))?;
+    Ok(Some(Context {
+        before: source.scanned.collect(before, max_bytes).await?,
+        anchor,
+        after: source.scanned.collect(after, max_bytes).await?,
+    }))
 }
 
 #[cfg(test)]

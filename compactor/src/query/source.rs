@@ -87,6 +87,13 @@ pub struct Reading<'a> {
     pub now_ns: i64,
 }
 
+impl<'a> Reading<'a> {
+    /// A logstore's `[from_ns, to_ns)` as of `now_ns`.
+    pub fn of(target: &'a sluice_ingest::Target, from_ns: i64, to_ns: i64, now_ns: i64) -> Self {
+        Self { project: &target.project, logstore: &target.logstore, from_ns, to_ns, now_ns }
+    }
+}
+
 impl Source {
     /// Opens a logstore for one query.
     pub async fn open(shared: &Shared, reading: Reading<'_>) -> Result<Self, QueryError> {

@@ -77,22 +77,48 @@ impl<'a> Authorization<'a> {
     }
 }
 
-/// Checks a request's signature, then where it goes: the project (the first label of
-/// `Host`), whether the key may use it, and the logstore. Returns the logstore and the
-/// access key.
+/// The project a request addresses: the first label of `Host`
+/// (`myproject.cn-hangzhou.log.aliyuncs.com`), else, when `Host` is an address without a
+/// project label, the `x-log-project` header (what Logtail sends then; signed, as every
+/// `x-log-` header is).
+pub fn project_of(headers: &Headers) -> Result<&str, IngestError> {
+    let host = headers.get("host").unwrap_or("");
+    if let Some(project) = sls_project_from_host(host) {
+        return Ok(project);
+    }
+    headers
+        .get("x-log-project")
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| IngestError::ProjectNotExist(host.to_owned()))
+}
+
+/// Checks a request's signature, then where it goes: the project ([`project_of`]),
+/// whether the key may use it, and the logstore. Returns the logstore and the access key.
 pub fn authorize<'c>(
     config: &'c Config,
     req: &Request<'_>,
     logstore: &str,
     now_ns: i64,
 ) -> Result<(Target, &'c AccessKey), IngestError> {
+    let (project, key) = authorize_project(config, req, now_ns)?;
+    Ok((config.target(project, logstore)?, key))
+}
+
+/// [`authorize`] for the APIs of a whole project (ListLogStores): the signature, the
+/// project, and whether the key may use it. Returns the project and the access key.
+pub fn authorize_project<'c, 'r>(
+    config: &'c Config,
+    req: &Request<'r>,
+    now_ns: i64,
+) -> Result<(&'r str, &'c AccessKey), IngestError> {
     let key = verify(config, req, now_ns)?;
-    let host = req.headers.get("host").unwrap_or("");
-    let project = sls_project_from_host(host).ok_or_else(|| IngestError::ProjectNotExist(host.to_owned()))?;
+    let project = project_of(req.headers)?;
     if !key.projects.is_empty() && !key.projects.iter().any(|p| p == project) {
         return Err(IngestError::AccessDenied { key_id: key.id.clone(), project: project.to_owned() });
     }
-    Ok((config.target(project, logstore)?, key))
+    config.project(project)?;
+    Ok((project, key))
 }
 
 /// Checks a request's `x-log-apiversion`, signature, date and body hash, and returns the
@@ -109,10 +135,13 @@ pub fn verify<'c>(config: &'c Config, req: &Request<'_>, now_ns: i64) -> Result<
     let window = config.limits.request_time_window_secs;
     match auth {
         Authorization::V1 { key_id, signature } => {
-            match headers.get("x-log-signaturemethod").map(str::trim) {
-                Some("hmac-sha1") => {}
+            // The classic SDKs sign with HMAC-SHA1, the OpenAPI (Tea) SDKs with HMAC-SHA256,
+            // over the same string.
+            let sha256 = match headers.get("x-log-signaturemethod").map(str::trim) {
+                Some("hmac-sha1") => false,
+                Some("hmac-sha256") => true,
                 other => return Err(IngestError::InvalidSignatureMethod(other.unwrap_or("").to_owned())),
-            }
+            };
             let date = headers.get("date").or_else(|| headers.get("x-log-date")).ok_or(IngestError::MissingDate)?;
             let secs = time::parse_rfc1123(date).ok_or_else(|| IngestError::InvalidDateFormat(date.to_owned()))?;
             check_window(secs, now, window)?;
@@ -122,13 +151,17 @@ pub fn verify<'c>(config: &'c Config, req: &Request<'_>, now_ns: i64) -> Result<
             let pairs = req.query_pairs();
             let matches = |skip_log_date: bool| {
                 let text = string_to_sign_v1(req.method, req.path, &pairs, headers, content_md5, date, skip_log_date);
-                let mac = hmac_sha1(secret.as_bytes(), text.as_bytes());
+                let mac = if sha256 {
+                    hmac_sha256(secret.as_bytes(), text.as_bytes())
+                } else {
+                    hmac_sha1(secret.as_bytes(), text.as_bytes())
+                };
                 let expected = base64::engine::general_purpose::STANDARD.encode(mac);
                 bool::from(subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), signature.as_bytes()))
             };
             // The Python SDK adds `x-log-date` after signing; other SDKs sign it.
             if matches(false) || (headers.contains("x-log-date") && matches(true)) {
-                Ok(key)
+                check_security_token(key, headers)
             } else {
                 Err(IngestError::SignatureNotMatch)
             }
@@ -168,7 +201,23 @@ pub fn verify<'c>(config: &'c Config, req: &Request<'_>, now_ns: i64) -> Result<
                 bool::from(subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), signature.as_bytes()))
             };
             // Some SDKs sign `Host`, others leave it to the HTTP stack.
-            if matches(true) || matches(false) { Ok(key) } else { Err(IngestError::SignatureNotMatch) }
+            if matches(true) || matches(false) {
+                check_security_token(key, headers)
+            } else {
+                Err(IngestError::SignatureNotMatch)
+            }
+        }
+    }
+}
+
+/// A key with a security token (STS credentials) is valid only with that token in
+/// `x-acs-security-token`, which the signature covers (an `x-acs-` header).
+fn check_security_token<'c>(key: &'c AccessKey, headers: &Headers) -> Result<&'c AccessKey, IngestError> {
+    match (&key.security_token, headers.get("x-acs-security-token").map(str::trim)) {
+        (None, _) => Ok(key),
+        (Some(token), Some(presented)) if token.matches(presented) => Ok(key),
+        (Some(_), presented) => {
+            Err(IngestError::SecurityToken { key_id: key.id.clone(), presented: presented.is_some() })
         }
     }
 }
@@ -354,9 +403,25 @@ pub struct Signer<'a> {
 
 impl Signer<'_> {
     /// Adds `Content-MD5`, `Date`, `x-log-date`, `x-log-apiversion`,
-    /// `x-log-signaturemethod` and a V1 `Authorization` to `headers`.
+    /// `x-log-signaturemethod` and a V1 `Authorization` (HMAC-SHA1, as the classic SDKs
+    /// sign) to `headers`.
     pub fn sign_v1(
         &self,
+        method: &str,
+        path: &str,
+        query: &[(String, String)],
+        headers: &mut Headers,
+        body: &[u8],
+        now_secs: i64,
+    ) {
+        self.sign_v1_with(false, method, path, query, headers, body, now_secs);
+    }
+
+    /// [`Signer::sign_v1`] with HMAC-SHA256 when `sha256` (as the OpenAPI SDKs sign V1).
+    #[allow(clippy::too_many_arguments)]
+    pub fn sign_v1_with(
+        &self,
+        sha256: bool,
         method: &str,
         path: &str,
         query: &[(String, String)],
@@ -371,10 +436,14 @@ impl Signer<'_> {
         }
         headers.insert("date", date.clone());
         headers.insert("x-log-apiversion", API_VERSION);
-        headers.insert("x-log-signaturemethod", "hmac-sha1");
+        headers.insert("x-log-signaturemethod", if sha256 { "hmac-sha256" } else { "hmac-sha1" });
         let text = string_to_sign_v1(method, path, query, headers, &md5, &date, false);
-        let signature =
-            base64::engine::general_purpose::STANDARD.encode(hmac_sha1(self.secret.as_bytes(), text.as_bytes()));
+        let mac = if sha256 {
+            hmac_sha256(self.secret.as_bytes(), text.as_bytes())
+        } else {
+            hmac_sha1(self.secret.as_bytes(), text.as_bytes())
+        };
+        let signature = base64::engine::general_purpose::STANDARD.encode(mac);
         headers.insert("authorization", format!("LOG {}:{signature}", self.key_id));
     }
 
@@ -474,6 +543,7 @@ mod tests {
             id: "ak".into(),
             secret: Secret::Value("secret".into()),
             projects: vec![],
+            security_token: None,
         });
         config
     }
@@ -510,6 +580,65 @@ mod tests {
             verify(&config(), &request(&h, b"other body", "key=abc"), NOW * 1_000_000_000).unwrap_err(),
             IngestError::ContentSha256Mismatch
         );
+    }
+
+    #[test]
+    fn v1_signs_with_sha1_or_sha256_and_sts_tokens_are_checked() {
+        let signer = Signer { key_id: "ak", secret: "secret" };
+        let body = b"some body";
+        let mut h = headers(&[("content-type", "application/x-protobuf"), ("host", "p.localhost")]);
+        signer.sign_v1_with(true, "POST", "/logstores/app/shards/lb", &[], &mut h, body, NOW);
+        assert_eq!(h.get("x-log-signaturemethod"), Some("hmac-sha256"));
+        assert!(verify(&config(), &request(&h, body, ""), NOW * 1_000_000_000).is_ok());
+        h.set("x-log-signaturemethod", "hmac-sha1");
+        assert_eq!(
+            verify(&config(), &request(&h, body, ""), NOW * 1_000_000_000).unwrap_err(),
+            IngestError::SignatureNotMatch
+        );
+        h.set("x-log-signaturemethod", "hmac-md5");
+        assert!(matches!(
+            verify(&config(), &request(&h, body, ""), NOW * 1_000_000_000),
+            Err(IngestError::InvalidSignatureMethod(_))
+        ));
+
+        let mut sts = config();
+        sts.sls.access_keys.push(AccessKey {
+            id: "sts".into(),
+            secret: Secret::Value("s".into()),
+            projects: vec![],
+            security_token: Some(Secret::Value("token-1".into())),
+        });
+        let signer = Signer { key_id: "sts", secret: "s" };
+        let mut h = headers(&[("x-acs-security-token", "token-1")]);
+        signer.sign_v1("POST", "/logstores/app/shards/lb", &[], &mut h, body, NOW);
+        assert!(verify(&sts, &request(&h, body, ""), NOW * 1_000_000_000).is_ok());
+        let mut wrong = headers(&[("x-acs-security-token", "token-2")]);
+        signer.sign_v1("POST", "/logstores/app/shards/lb", &[], &mut wrong, body, NOW);
+        assert!(matches!(
+            verify(&sts, &request(&wrong, body, ""), NOW * 1_000_000_000),
+            Err(IngestError::SecurityToken { .. })
+        ));
+        let mut none = headers(&[]);
+        signer.sign_v1("POST", "/logstores/app/shards/lb", &[], &mut none, body, NOW);
+        assert!(matches!(
+            verify(&sts, &request(&none, body, ""), NOW * 1_000_000_000),
+            Err(IngestError::SecurityToken { .. })
+        ));
+        // The token is signed: changing it after signing breaks the signature.
+        h.set("x-acs-security-token", "token-2");
+        assert_eq!(
+            verify(&sts, &request(&h, body, ""), NOW * 1_000_000_000).unwrap_err(),
+            IngestError::SignatureNotMatch
+        );
+    }
+
+    #[test]
+    fn the_project_comes_from_host_else_x_log_project() {
+        assert_eq!(project_of(&headers(&[("host", "shop.cn-hangzhou.log.aliyuncs.com")])), Ok("shop"));
+        assert_eq!(project_of(&headers(&[("host", "10.0.0.1:8080"), ("x-log-project", "shop")])), Ok("shop"));
+        assert_eq!(project_of(&headers(&[("host", "localhost:8080"), ("x-log-project", "shop")])), Ok("shop"));
+        assert_eq!(project_of(&headers(&[("host", "web.example.com"), ("x-log-project", "shop")])), Ok("web"));
+        assert!(project_of(&headers(&[("host", "10.0.0.1:8080")])).is_err());
     }
 
     /// Regression: a V4 signature for any region was accepted.

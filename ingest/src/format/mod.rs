@@ -4,6 +4,7 @@
 pub mod lts;
 pub mod proliferate;
 pub mod sls;
+pub mod sls_json;
 
 mod json;
 
