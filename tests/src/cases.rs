@@ -195,9 +195,9 @@ fn topic_group(topic: &str, logs: Vec<Log>) -> LogGroup {
 /// LogGroup (Java SDK), a `batch_group` package list with lz4, deflate and uncompressed
 /// packages and a `Log.values` field (LoongCollector), a V1 signature with HMAC-SHA256
 /// (OpenAPI SDKs), and the project in `x-log-project` under an address `Host`
-/// (Logtail pointed at an IP). Returns the logs sent, in order.
-pub fn sls_forms(t: &dyn Target) -> Vec<SlsLog> {
-    let now = now();
+/// (Logtail pointed at an IP), every log at `now` (seconds). Returns the logs sent, in
+/// order. Edges compared byte for byte must be sent the same `now`.
+pub fn sls_forms(t: &dyn Target, now: i64) -> Vec<SlsLog> {
     let mut sent = Vec::new();
     let mut accept = |put: Put, logs: Vec<SlsLog>| {
         let (status, body, headers) = send_put(t, put);

@@ -139,7 +139,7 @@ fn list_logstore_get_logstore_list_shards_and_get_context_logs() {
 fn every_request_form_is_stored_exactly() {
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(data.path(), &[]);
-    let mut sent = sluice_tests::cases::sls_forms(&server);
+    let mut sent = sluice_tests::cases::sls_forms(&server, sluice_tests::cases::now());
     let batches = read_batches(data.path());
     assert_eq!(batches.len(), 4, "one raw batch per request");
     let mut stored: Vec<sluice_tests::cases::SlsLog> = batches

@@ -20,8 +20,9 @@ use std::time::Duration;
 /// the other SLS forms (JSON, `batch_group`, HMAC-SHA256, `x-log-project`), and LTS /
 /// Proliferate bodies. Returns how many logs went to each.
 fn send_the_same_requests(port_a: u16, port_b: u16) -> usize {
-    let mut logs = cases::sls_forms(&Port(port_a)).len();
-    assert_eq!(cases::sls_forms(&Port(port_b)).len(), logs);
+    let now = cases::now();
+    let mut logs = cases::sls_forms(&Port(port_a), now).len();
+    assert_eq!(cases::sls_forms(&Port(port_b), now).len(), logs);
     for case in ["lz4", "zstd", "hashkey", "v4"] {
         for port in [port_a, port_b] {
             run_python(
@@ -31,8 +32,7 @@ fn send_the_same_requests(port_a: u16, port_b: u16) -> usize {
         }
         logs += 80;
     }
-    let now = sluice_tests::cases::now() * 1_000_000_000;
-    let lines = Generator::new(11, now - 120_000_000_000, 1_000_000).lines(Kind::App, 150);
+    let lines = Generator::new(11, now * 1_000_000_000 - 120_000_000_000, 1_000_000).lines(Kind::App, 150);
     let bodies = [
         ("/v2/p1/lts/groups/g1/streams/s1/tenant/contents", lts_body(&lines[..50], false)),
         ("/v2/p1/lts/groups/g1/streams/s1/tenant/contents/high-accuracy", lts_body(&lines[50..100], true)),
