@@ -23,12 +23,12 @@ use sluice_ingest::format::sls::encode_log_group;
 use sluice_ingest::layout::{Partition, RawBatchKey};
 use sluice_proto::batch::Product;
 use sluice_proto::sls::{Content, Log, LogGroup};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use crate::compact::{self, CompactError, CompactOptions, FailPoint, Quiet};
 use crate::lake::schema::{DATE, FileSettings, MESSAGE};
-use crate::lake::{Storage, raw, table};
+use crate::lake::{Storage, index, raw, table};
 use crate::maintain::{self, MaintenanceOptions};
 use crate::query::sls::{self, Page, Range};
 use crate::query::source::{Cache, Reading, Shared, Source};
@@ -66,7 +66,7 @@ fn group(prefix: &str, numbers: std::ops::Range<usize>, start_ns: i64) -> LogGro
 }
 
 /// Stores a log group as a raw batch, as the edges do (the same content, the same key).
-async fn store(storage: &Storage, logstore: &str, group: &LogGroup) -> anyhow::Result<RawBatchKey> {
+pub(crate) async fn store(storage: &Storage, logstore: &str, group: &LogGroup) -> anyhow::Result<RawBatchKey> {
     let raw = group.encode_to_vec();
     let body = encode_log_group(&raw, &Limits::default())?;
     let id = BatchId::derive(Product::Sls, PROJECT, logstore, "", &raw);
@@ -81,7 +81,7 @@ fn options(fail_at: Option<FailPoint>) -> CompactOptions {
     CompactOptions { min_bytes_per_writer: 1, fail_at, ..CompactOptions::default() }
 }
 
-fn shared(storage: &Storage) -> Shared {
+pub(crate) fn shared(storage: &Storage) -> Shared {
     Shared {
         storage: storage.clone(),
         cache: Cache::default(),
@@ -94,6 +94,17 @@ fn shared(storage: &Storage) -> Shared {
 async fn messages(
     shared: &Shared,
     logstore: &str,
+    window: (i64, i64),
+    now_ns: i64,
+) -> anyhow::Result<BTreeMap<String, u64>> {
+    messages_matching(shared, logstore, "*", window, now_ns).await
+}
+
+/// How many times each message matching `search` is found in `[from_ns, to_ns)`.
+async fn messages_matching(
+    shared: &Shared,
+    logstore: &str,
+    search: &str,
     (from_ns, to_ns): (i64, i64),
     now_ns: i64,
 ) -> anyhow::Result<BTreeMap<String, u64>> {
@@ -106,7 +117,7 @@ async fn messages(
             other => break other?,
         }
     };
-    let query = syntax::parse("* | select message, count(*) as c group by message limit 1000000")?;
+    let query = syntax::parse(&format!("{search} | select message, count(*) as c group by message limit 1000000"))?;
     let range = Range { from_ns, to_ns };
     let page = Page { line: 100, offset: 0, reverse: false };
     let logs = sls::logs(&source, range, None, &query, &page, &Default::default()).await?;
@@ -137,6 +148,10 @@ async fn histogram_total(
     Ok(buckets.iter().map(|b| b.2).sum())
 }
 
+fn one(message: &str) -> BTreeMap<String, u64> {
+    BTreeMap::from([(message.to_owned(), 1)])
+}
+
 fn each_once(prefix: &str, count: usize) -> BTreeMap<String, u64> {
     (0..count).map(|n| (format!("{prefix} {n}"), 1)).collect()
 }
@@ -158,6 +173,13 @@ pub async fn exactly_once_through_crashes(storage: &Storage, now_ns: i64) -> any
         // Searchable all along, once each, whatever the crash left.
         let found = messages(&shared(storage), &logstore, window, now_ns).await?;
         anyhow::ensure!(found == each_once("log", 100), "{point:?}, after the crash: {found:?}");
+        // A search the token index answers: indexes written before the crash are not seen
+        // without their files, nor do they hide anything.
+        let needle = messages_matching(&shared(storage), &logstore, "57", window, now_ns).await?;
+        anyhow::ensure!(needle == one("log 57"), "{point:?}, a needle: {needle:?}");
+        let (live, indexed, stored) = indexes(storage, &logstore).await?;
+        anyhow::ensure!(indexed.is_subset(&stored), "{point:?}: an index without its data file");
+        anyhow::ensure!(live.is_subset(&indexed), "{point:?}: a committed file without its index");
         // The client retries a request (same content, same key) the crashed run may have
         // committed already.
         store(storage, &logstore, &groups[0]).await?;
@@ -167,6 +189,10 @@ pub async fn exactly_once_through_crashes(storage: &Storage, now_ns: i64) -> any
         anyhow::ensure!(left.is_empty(), "{point:?}: raw batches left after the rerun: {left:?}");
         let found = messages(&shared(storage), &logstore, window, now_ns).await?;
         anyhow::ensure!(found == each_once("log", 100), "{point:?}, after the rerun: {found:?}");
+        let needle = messages_matching(&shared(storage), &logstore, "57", window, now_ns).await?;
+        anyhow::ensure!(needle == one("log 57"), "{point:?}, rerun, a needle: {needle:?}");
+        let (live, indexed, stored) = indexes(storage, &logstore).await?;
+        anyhow::ensure!(indexed.is_subset(&stored) && live.is_subset(&indexed), "{point:?}, rerun: indexes");
     }
     Ok(())
 }
@@ -192,6 +218,33 @@ pub async fn fresh_logs_are_searchable(storage: &Storage, now_ns: i64) -> anyhow
     anyhow::ensure!(messages(&shared, logstore, window, now_ns).await? == expected, "compacted");
     anyhow::ensure!(histogram_total(&shared, logstore, window, now_ns).await? == 100, "histogram compacted");
     Ok(())
+}
+
+/// A table's committed data files, the data files its token indexes name, and the data
+/// files in the store (committed or not), as paths relative to the table.
+async fn indexes(
+    storage: &Storage,
+    logstore: &str,
+) -> anyhow::Result<(BTreeSet<String>, BTreeSet<String>, BTreeSet<String>)> {
+    use futures::{StreamExt, TryStreamExt};
+    let table = table::open(storage, PROJECT, logstore).await?.context("the table")?;
+    let snapshot = table.snapshot()?;
+    let mut views = snapshot.snapshot().file_views(table.log_store().as_ref(), None);
+    let mut live = BTreeSet::new();
+    while let Some(view) = views.next().await {
+        live.insert(view?.path().to_string());
+    }
+    let prefix = sluice_ingest::layout::table_prefix(PROJECT, logstore);
+    let listed: Vec<String> = storage
+        .store
+        .list(Some(&object_store::path::Path::parse(&prefix)?))
+        .map_ok(|m| m.location.as_ref().strip_prefix(&format!("{prefix}/")).unwrap_or_default().to_owned())
+        .try_collect()
+        .await?;
+    let indexed = listed.iter().filter_map(|p| index::data_path_of(p)).map(str::to_owned).collect();
+    let stored =
+        listed.iter().filter(|p| p.ends_with(".parquet") && !p.starts_with(index::INDEX_DIR)).cloned().collect();
+    Ok((live, indexed, stored))
 }
 
 /// How many data files a partition of a table has.
@@ -242,6 +295,11 @@ pub async fn merging_and_retention(storage: &Storage, now_ns: i64) -> anyhow::Re
     }
     let found = messages(&shared, logstore, (old - day, now_ns + SECOND), now_ns).await?;
     anyhow::ensure!(found == expected, "every recent row once, the expired ones gone: {found:?}");
+    // The merged file has its index; the merged-away and expired files' went with them.
+    let (live, indexed, _) = indexes(storage, logstore).await?;
+    anyhow::ensure!(done.vacuumed_indexes == 5 && live == indexed, "{done:?}: {live:?} {indexed:?}");
+    let needle = messages_matching(&shared, logstore, "run2 and 7", (old - day, now_ns + SECOND), now_ns).await?;
+    anyhow::ensure!(needle == one("run2 7"), "a needle after the merge: {needle:?}");
     Ok(())
 }
 

@@ -23,12 +23,14 @@ use futures::{StreamExt, TryStreamExt};
 use indexmap::IndexMap;
 use object_store::ObjectStore;
 use sluice_ingest::batch::{self, BatchId, DecodedBatch};
+use sluice_ingest::layout::table_prefix;
 use sluice_proto::batch::{BatchBody, BatchHeader};
 use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 
+use crate::lake::index::{self, PartitionIndexes};
 use crate::lake::rows::{Rows, Sizes, TimeOrder, choose_frequent_keys};
 use crate::lake::schema::{self, DATE, FileSettings};
 use crate::lake::{LakeError, Storage, raw, table};
@@ -151,6 +153,8 @@ pub enum CompactError {
     Arrow(#[from] deltalake::arrow::error::ArrowError),
     #[error("parquet: {0}")]
     Parquet(#[from] deltalake::parquet::errors::ParquetError),
+    #[error("token index: {0}")]
+    Index(#[from] crate::lake::index::IndexError),
     #[error("a writer task failed: {0}")]
     WriterTask(#[from] tokio::task::JoinError),
     #[error("stopped at fail point {0:?}")]
@@ -332,20 +336,25 @@ async fn compact_group(
     let properties = schema::writer_properties(options.files, &schema::frequent_keys(&schema));
     let mut tasks = Vec::new();
     for chunk in chunks(read, cores, options.min_bytes_per_writer) {
-        let writer = RecordBatchWriter::for_table(table)?.with_writer_properties(properties.clone());
+        // One file per partition per writer (commits are bounded), so that each file's
+        // token index is built from exactly its rows.
+        let writer = RecordBatchWriter::for_table(table)?
+            .with_writer_properties(properties.clone())
+            .with_target_file_size(u64::MAX);
         let (schema, row_group_rows, runtime) = (schema.clone(), options.files.row_group_rows, Handle::current());
         tasks.push(tokio::task::spawn_blocking(move || {
             let built = build(chunk, schema)?;
-            let adds = runtime.block_on(write_sorted(writer, &built.rows, row_group_rows))?;
-            Ok::<_, CompactError>((built.decoded, built.rows.len(), built.unreadable, adds))
+            let (adds, indexes) = runtime.block_on(write_sorted(writer, &built.rows, row_group_rows))?;
+            Ok::<_, CompactError>((built.decoded, built.rows.len(), built.unreadable, adds, indexes))
         }));
     }
-    let (mut consumed, mut records, mut adds) = (Vec::new(), 0, Vec::new());
+    let (mut consumed, mut records, mut adds, mut indexes) = (Vec::new(), 0, Vec::new(), Vec::new());
     for task in tasks {
-        let (decoded, rows, unreadable, added) = task.await??;
+        let (decoded, rows, unreadable, added, indexed) = task.await??;
         consumed.extend(decoded);
         records += rows;
         adds.extend(added);
+        indexes.extend(indexed);
         for (p, reason) in unreadable {
             tracing::error!(key = %p.key, reason, "raw batch cannot be read, moving it to quarantine/");
             raw::quarantine(store, &p.key).await?;
@@ -354,6 +363,9 @@ async fn compact_group(
     }
     if consumed.is_empty() {
         return Ok(());
+    }
+    if let Some(first) = group.first() {
+        index::put_all(store, &table_prefix(&first.key.project, &first.key.logstore), indexes).await?;
     }
     fail(options, FailPoint::AfterWrite)?;
 
@@ -451,19 +463,23 @@ fn build(chunk: Vec<(Pending, Bytes)>, schema: SchemaRef) -> Result<Built, Compa
 const RUN_ROWS: usize = 32 * 1024;
 
 /// Writes rows in time order, [`RUN_ROWS`] at a time, with one writer (which cuts row
-/// groups of `row_group_rows`); the files' Add actions. Files within a partition are
-/// sorted by time.
+/// groups of `row_group_rows`); the files' Add actions and their token indexes. Files
+/// within a partition are sorted by time.
 async fn write_sorted(
     mut writer: RecordBatchWriter,
     rows: &TimeOrder,
     row_group_rows: usize,
-) -> Result<Vec<Add>, CompactError> {
+) -> Result<(Vec<Add>, Vec<(String, Vec<u8>)>), CompactError> {
+    let mut indexes = PartitionIndexes::new(row_group_rows);
     for range in rows.runs(RUN_ROWS.min(row_group_rows)) {
         let (date, run) = rows.run(range)?;
+        indexes.add(&date, &run)?;
         let partition = IndexMap::from([(DATE.to_owned(), Scalar::String(date))]);
         writer.write_partition(run, &partition, WriteMode::Default).await?;
     }
-    Ok(writer.flush().await?)
+    let adds = writer.flush().await?;
+    let indexes = indexes.finish(&adds, DATE)?;
+    Ok((adds, indexes))
 }
 
 fn fail(options: &CompactOptions, point: FailPoint) -> Result<(), CompactError> {

@@ -6,9 +6,11 @@
 //! - [`raw`]: raw batches waiting to be compacted: list, read, delete, quarantine.
 //! - [`schema`]: the one column catalogue of a logstore's table.
 //! - [`rows`]: raw batch records as Arrow rows of that schema, and rows read back.
+//! - [`index`]: the token index of each data file, and the SLS tokenizer.
 //! - [`table`]: a logstore's Delta table: open, create, which batches it consumed.
 
 pub mod durable;
+pub mod index;
 pub mod raw;
 pub mod rows;
 pub mod schema;
@@ -31,6 +33,8 @@ pub enum LakeError {
     Schema(#[from] schema::SchemaError),
     #[error("the table location {path}: {source}")]
     TableUrl { path: String, source: url::ParseError },
+    #[error("token index: {0}")]
+    Index(#[from] index::IndexError),
     #[error("arrow: {0}")]
     Arrow(#[from] deltalake::arrow::error::ArrowError),
 }

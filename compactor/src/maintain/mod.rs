@@ -27,9 +27,11 @@ use indexmap::IndexMap;
 use object_store::ObjectStoreExt;
 use std::collections::HashMap;
 
+use crate::lake::index::{self, PartitionIndexes};
 use crate::lake::schema::{self, DATE, FileSettings, TIME_NS};
 use crate::lake::{LakeError, Storage, table};
 use policy::{DataFile, Merge, Policy};
+use sluice_ingest::layout::table_prefix;
 
 /// When to merge and what to keep.
 #[derive(Clone, Debug)]
@@ -74,6 +76,8 @@ pub struct MaintenanceSummary {
     pub merges: usize,
     pub expired_files: usize,
     pub vacuumed_files: usize,
+    /// Token indexes deleted with their files.
+    pub vacuumed_indexes: usize,
 }
 
 /// Why maintenance failed.
@@ -136,7 +140,8 @@ pub async fn maintain(
 
     for merge in &planned.merges {
         let chosen: Vec<Remove> = merge.files.iter().filter_map(|f| removes.get(&f.path).cloned()).collect();
-        summary.merged_files += merge_files(&mut table, merge, chosen, options).await?;
+        summary.merged_files +=
+            merge_files(storage, &table_prefix(project, logstore), &mut table, merge, chosen, options).await?;
         summary.merges += 1;
     }
 
@@ -148,11 +153,15 @@ pub async fn maintain(
         .with_enforce_retention_duration(false)
         .await?;
     summary.vacuumed_files = metrics.files_deleted.len();
+    // The token indexes of the files vacuumed (or of files never committed) go with them.
+    summary.vacuumed_indexes = index::delete_orphans(storage.store.as_ref(), &table_prefix(project, logstore)).await?;
     Ok(summary)
 }
 
 /// Rewrites one merge's small files as one sorted file. Returns how many it merged.
 async fn merge_files(
+    storage: &Storage,
+    prefix: &str,
     table: &mut DeltaTable,
     merge: &Merge,
     removes: Vec<Remove>,
@@ -175,11 +184,16 @@ async fn merge_files(
 
     let writer = RecordBatchWriter::for_table(table)?;
     let properties = schema::writer_properties(options.files, &schema::frequent_keys(&writer.arrow_schema()));
-    let mut writer = writer.with_writer_properties(properties);
+    let mut writer = writer.with_writer_properties(properties).with_target_file_size(u64::MAX);
+    let mut indexes = PartitionIndexes::new(options.files.row_group_rows);
+    indexes.add(&merge.partition, &sorted).map_err(LakeError::from)?;
     let partition = IndexMap::from([(DATE.to_owned(), Scalar::String(merge.partition.clone()))]);
     writer.write_partition(sorted, &partition, WriteMode::Default).await?;
+    let adds = writer.flush().await?;
+    let indexes = indexes.finish(&adds, DATE).map_err(LakeError::from)?;
+    index::put_all(storage.store.as_ref(), prefix, indexes).await?;
     let mut actions: Vec<Action> = removes.into_iter().map(Action::Remove).collect();
-    actions.extend(writer.flush().await?.into_iter().map(|mut add| {
+    actions.extend(adds.into_iter().map(|mut add| {
         add.data_change = false;
         Action::Add(add)
     }));

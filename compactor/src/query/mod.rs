@@ -15,6 +15,7 @@ pub mod bounded;
 pub mod deadline;
 pub mod filter;
 pub mod proliferate;
+pub mod prune;
 pub mod scan;
 pub mod session;
 pub mod sls;

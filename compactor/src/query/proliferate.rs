@@ -14,7 +14,7 @@ use crate::lake::schema::{BATCH_ID, DATE, LEVEL, MESSAGE, POSITION, TIME_NS, TRA
 
 use super::QueryError;
 use super::source::Source;
-use super::syntax::Term;
+use super::syntax::{Key, Search, Term};
 
 /// How far from an event its trace's logs are looked for.
 pub const CORRELATION_WINDOW_NS: i64 = 5 * 60 * 1_000_000_000;
@@ -53,16 +53,26 @@ fn time_filter(start_ns: Option<i64>, end_ns: Option<i64>) -> Expr {
 /// Logs matching the filters, newest first.
 pub async fn search(source: &Source, params: &SearchParams) -> Result<Page, QueryError> {
     let mut filter = time_filter(params.start_ns, params.end_ns);
+    // The same filters as a search, for the token index.
+    let mut needs = Vec::new();
+    let field = |key: &str, term: Term| Search::Field(Key::Field(key.to_owned()), term);
     if !params.levels.is_empty() {
         filter = filter.and(col(LEVEL).in_list(params.levels.iter().map(|l| lit(l.as_str())).collect(), false));
+        let mut levels = params.levels.iter().map(|l| field(LEVEL, Term::Word(l.clone())));
+        let first = levels.next().unwrap_or(Search::All);
+        needs.push(levels.fold(first, |all, level| Search::Or(Box::new(all), Box::new(level))));
     }
     if let Some(search) = params.search.as_deref().filter(|s| !s.trim().is_empty()) {
-        filter = filter.and(source.functions.text_filter(col(MESSAGE), &Term::Phrase(search.trim().to_owned())));
+        let term = Term::Phrase(search.trim().to_owned());
+        filter = filter.and(source.functions.text_filter(col(MESSAGE), &term));
+        needs.push(field(MESSAGE, term));
     }
     if let Some(trace) = params.trace_id.as_deref().filter(|t| !t.is_empty()) {
         filter = filter.and(col(TRACE_ID).eq(lit(trace)));
+        needs.push(field(TRACE_ID, Term::Word(trace.to_owned())));
     }
-    let selected = source.logs().filter(filter)?;
+    let search = needs.into_iter().reduce(|a, b| Search::And(Box::new(a), Box::new(b))).unwrap_or(Search::All);
+    let selected = source.logs_for(&search).await?.filter(filter)?;
     let total = count_rows(source, selected.clone()).await?;
     let newest_first = |c: &str| SortExpr::new(col(c), false, false);
     let page = selected

@@ -23,6 +23,8 @@ pub struct ScanStats {
     pub row_groups_read: usize,
     /// Row groups pruned by the bloom filter (trace id lookups).
     pub row_groups_pruned_by_bloom: usize,
+    /// Row groups skipped by the token index, before their files were opened.
+    pub row_groups_pruned_by_index: usize,
     pub bytes: usize,
     /// Rows the scans produced, after pushed-down filters.
     pub rows: usize,
@@ -32,8 +34,14 @@ impl fmt::Display for ScanStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "files={} row_groups={}/{} bloom_pruned={} bytes={} rows={}",
-            self.files, self.row_groups_read, self.row_groups, self.row_groups_pruned_by_bloom, self.bytes, self.rows
+            "files={} row_groups={}/{} bloom_pruned={} index_pruned={} bytes={} rows={}",
+            self.files,
+            self.row_groups_read,
+            self.row_groups,
+            self.row_groups_pruned_by_bloom,
+            self.row_groups_pruned_by_index,
+            self.bytes,
+            self.rows
         )
     }
 }
@@ -108,6 +116,11 @@ impl Scanned {
         drop(stream);
         self.0.lock().unwrap_or_else(|e| e.into_inner()).add_plan(plan.as_ref());
         Ok(batches)
+    }
+
+    /// Row groups the token index skipped.
+    pub fn add_index_pruned(&self, row_groups: usize) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).row_groups_pruned_by_index += row_groups;
     }
 
     pub fn get(&self) -> ScanStats {

@@ -78,7 +78,7 @@ pub async fn selected(
     if let Some(topic) = topic.filter(|t| !t.is_empty()) {
         filter = filter.and(col(TOPIC).eq(lit(topic)));
     }
-    Ok(source.logs().filter(filter)?)
+    Ok(source.logs_for(&query.search).await?.filter(filter)?)
 }
 
 /// Counts per subinterval of `[from, to)` (seconds): `(from, to, count)`.

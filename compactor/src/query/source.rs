@@ -19,20 +19,67 @@ use std::time::Duration;
 
 use super::deadline::Deadline;
 use super::filter::Functions;
+use super::prune::{Need, Pruned, Pruning};
 use super::scan::Scanned;
+use super::syntax::Search;
 use super::{QueryError, QueryLimits, session};
+use crate::lake::index::{self, FileIndex};
 use crate::lake::raw::{self, ReceivedBatch};
 use crate::lake::rows::to_record_batch;
-use crate::lake::{Storage, schema, table};
+use crate::lake::{LakeError, Storage, schema, table};
+use datafusion::datasource::TableProvider;
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use sluice_ingest::layout::{partition_date, partition_floor, table_prefix};
 
 type Consumed = Arc<HashSet<BatchId>>;
 
-/// Decoded raw batches and consumed-batch sets, shared by queries.
+/// Decoded raw batches, consumed-batch sets and token indexes, shared by queries.
 #[derive(Debug, Default)]
 pub struct Cache {
     batches: Mutex<HashMap<String, Arc<ReceivedBatch>>>,
     /// Consumed batches by table URL and version.
     consumed: Mutex<HashMap<(String, u64), Consumed>>,
+    /// Token indexes by object key (`None`: the file has none). Data files never change.
+    indexes: Arc<Indexes>,
+}
+
+/// Token indexes read, by object key, up to [`INDEX_CACHE_BYTES`].
+#[derive(Debug, Default)]
+struct Indexes {
+    by_key: Mutex<(HashMap<String, Known>, usize)>,
+}
+
+/// A file's index as far as queries know: `None` when it has none.
+type Known = Option<Arc<FileIndex>>;
+
+/// Bytes of token indexes kept in memory; past it, the cache starts over.
+const INDEX_CACHE_BYTES: usize = 512 << 20;
+
+impl Indexes {
+    fn get(&self, key: &str) -> Option<Option<Arc<FileIndex>>> {
+        self.by_key.lock().unwrap_or_else(|e| e.into_inner()).0.get(key).cloned()
+    }
+
+    fn insert(&self, key: String, index: Option<Arc<FileIndex>>) {
+        let size = index.as_ref().map_or(0, |i| i.row_groups.iter().map(|g| g.size()).sum::<usize>());
+        let mut guard = self.by_key.lock().unwrap_or_else(|e| e.into_inner());
+        if guard.1 + size > INDEX_CACHE_BYTES {
+            *guard = (HashMap::new(), 0);
+        }
+        guard.1 += size;
+        guard.0.insert(key, index);
+    }
+}
+
+/// A data file of the table version a query reads.
+#[derive(Clone, Debug)]
+struct DataFile {
+    /// As the Delta log names it, relative to the table.
+    path: String,
+    size: u64,
+    date: String,
 }
 
 /// A logstore opened for one query: the table and the fresh raw batches, as one
@@ -47,6 +94,14 @@ pub struct Source {
     pub deadline: Deadline,
     /// Every log of the logstore: the table's, then the fresh raw batches'.
     all: DataFrame,
+    /// The table, its data files, and the fresh raw batches, to read with an index.
+    compacted: Option<Arc<dyn TableProvider>>,
+    files: Vec<DataFile>,
+    fresh: Option<DataFrame>,
+    table_prefix: String,
+    store: Arc<dyn ObjectStore>,
+    indexes: Arc<Indexes>,
+    range: (i64, i64),
     pub functions: Functions,
     /// Raw batches read because they are not compacted yet.
     pub raw_batches: usize,
@@ -107,13 +162,16 @@ impl Source {
         let table = table::open(storage, project, logstore).await?;
         let (mut schema, mut version, mut consumed): (Option<SchemaRef>, Option<u64>, Arc<HashSet<BatchId>>) =
             (None, None, Arc::default());
-        let mut compacted = None;
+        let (mut compacted, mut provider, mut files) = (None, None, Vec::new());
         if let Some(delta) = table {
             version = delta.version();
             delta.update_datafusion_session(&ctx.state())?;
-            let provider = delta.table_provider().with_session(Arc::new(ctx.state())).await?;
-            schema = Some(provider.schema());
-            compacted = Some(ctx.read_table(provider)?);
+            let table_provider: Arc<dyn TableProvider> =
+                delta.table_provider().with_session(Arc::new(ctx.state())).await?;
+            schema = Some(table_provider.schema());
+            compacted = Some(ctx.read_table(table_provider.clone())?);
+            provider = Some(table_provider);
+            files = data_files(&delta, from_ns, to_ns).await?;
             let since_ms = now_ns
                 .div_euclid(1_000_000)
                 .saturating_sub(i64::try_from(shared.lookback.as_millis()).unwrap_or(i64::MAX));
@@ -163,7 +221,7 @@ impl Source {
             raw_rows = rows.num_rows();
             Some(ctx.read_table(Arc::new(MemTable::try_new(schema.clone(), vec![vec![rows]])?))?)
         };
-        let all = match (compacted, fresh) {
+        let all = match (compacted, fresh.clone()) {
             (Some(compacted), Some(fresh)) => compacted.union(fresh)?,
             (Some(only), None) | (None, Some(only)) => only,
             (None, None) => ctx.read_table(Arc::new(MemTable::try_new(schema, vec![vec![]])?))?,
@@ -175,6 +233,13 @@ impl Source {
             limits: *limits,
             deadline,
             all,
+            compacted: provider,
+            files,
+            fresh,
+            table_prefix: table_prefix(project, logstore),
+            store: storage.store.clone(),
+            indexes: cache.indexes.clone(),
+            range: (from_ns, to_ns),
             functions,
             raw_batches,
             raw_rows,
@@ -187,6 +252,70 @@ impl Source {
     pub fn logs(&self) -> DataFrame {
         self.all.clone()
     }
+
+    /// The logs that may match `search`, to filter with it: [`Self::logs`], with the
+    /// table's scans reading only the row groups whose token index may hold the
+    /// search's tokens (see [`prune`]).
+    pub async fn logs_for(&self, search: &Search) -> Result<DataFrame, QueryError> {
+        let need = Need::of(search);
+        let Some(provider) = self.compacted.clone().filter(|_| !need.is_anything()) else { return Ok(self.logs()) };
+        let indexes = self.read_indexes().await?;
+        let pruning = Pruning::new(
+            &need,
+            self.files.iter().zip(&indexes).filter_map(|(f, i)| Some((f.path.as_str(), f.size, i.as_deref()?))),
+        );
+        if pruning.is_empty() {
+            return Ok(self.logs());
+        }
+        self.scanned.add_index_pruned(pruning.skipped);
+        let compacted = self.ctx.read_table(Arc::new(Pruned { inner: provider, pruning: Arc::new(pruning) }))?;
+        Ok(match &self.fresh {
+            Some(fresh) => compacted.union(fresh.clone())?,
+            None => compacted,
+        })
+    }
+
+    /// The token index of each data file in the range (read once, then cached).
+    async fn read_indexes(&self) -> Result<Vec<Option<Arc<FileIndex>>>, QueryError> {
+        let (from, to) = (partition_floor(self.range.0), partition_date(self.range.1.saturating_sub(1)));
+        let mut reads = Vec::new();
+        for file in &self.files {
+            let in_range = file.date.as_str() >= from.as_str() && file.date.as_str() <= to.as_str();
+            let key = format!("{}/{}", self.table_prefix, index::index_path(&file.path));
+            let (store, indexes) = (self.store.clone(), self.indexes.clone());
+            reads.push(async move {
+                if !in_range {
+                    return Ok(None);
+                }
+                if let Some(cached) = indexes.get(&key) {
+                    return Ok(cached);
+                }
+                let index = match store.get(&Path::parse(&key).map_err(LakeError::from)?).await {
+                    Ok(got) => FileIndex::decode(&got.bytes().await?).ok().map(Arc::new),
+                    Err(object_store::Error::NotFound { .. }) => None,
+                    Err(e) => return Err(QueryError::from(e)),
+                };
+                indexes.insert(key, index.clone());
+                Ok::<_, QueryError>(index)
+            });
+        }
+        futures::stream::iter(reads).buffered(16).try_collect().await
+    }
+}
+
+/// The data files of a table version, with their partition.
+async fn data_files(delta: &deltalake::DeltaTable, from_ns: i64, to_ns: i64) -> Result<Vec<DataFile>, QueryError> {
+    let (from, to) = (partition_floor(from_ns), partition_date(to_ns.saturating_sub(1)));
+    let mut files = Vec::new();
+    let mut views = delta.snapshot()?.snapshot().file_views(delta.log_store().as_ref(), None);
+    while let Some(view) = views.next().await {
+        let view = view?;
+        let Some(Some(date)) = view.partition_values_map().get(schema::DATE).cloned() else { continue };
+        if date.as_str() >= from.as_str() && date.as_str() <= to.as_str() {
+            files.push(DataFile { path: view.path().to_string(), size: view.size() as u64, date });
+        }
+    }
+    Ok(files)
 }
 
 /// Rows built with the table's schema, as the table provider shows them: its column

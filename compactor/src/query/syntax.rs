@@ -68,7 +68,7 @@ pub enum Term {
     Word(String),
     /// A token matching a pattern with `*` (any run) and `?` (one character).
     Pattern(String),
-    /// A phrase, anywhere in the text, case-insensitively.
+    /// A phrase: whole tokens in order, case-insensitively.
     Phrase(String),
 }
 

@@ -2,44 +2,18 @@
 //! case-insensitively, over single strings and over a whole Arrow string buffer at once.
 //!
 //! A token is a run of characters between SLS's default delimiters
-//! (`` ,'";=()[]{}?@&<>/:\n\t\r `` and space). A word matches where it occurs with a
-//! delimiter or the string's edge on both sides.
+//! (`` ,'";=()[]{}?@&<>/:\n\t\r `` and space). A word or a phrase matches where it occurs
+//! with a delimiter or the string's edge on both sides, so every token it holds is a whole
+//! token of the text: what the token index ([`crate::lake::index`]) relies on, through
+//! [`tokens`], the one tokenizer of the index and of queries.
 
-/// SLS's default token delimiters.
-pub fn is_delimiter(b: u8) -> bool {
-    matches!(
-        b,
-        b' ' | b','
-            | b'\''
-            | b'"'
-            | b';'
-            | b'='
-            | b'('
-            | b')'
-            | b'['
-            | b']'
-            | b'{'
-            | b'}'
-            | b'?'
-            | b'@'
-            | b'&'
-            | b'<'
-            | b'>'
-            | b'/'
-            | b':'
-            | b'\n'
-            | b'\t'
-            | b'\r'
-    )
-}
+pub use crate::lake::index::{is_delimiter, tokens};
 
 /// What to find.
 #[derive(Clone, Debug)]
 pub enum Needle {
-    /// A whole token, lowercased.
+    /// A whole token, or a phrase of whole tokens (as SLS phrase search), lowercased.
     Word(Vec<u8>),
-    /// A phrase anywhere, lowercased.
-    Phrase(Vec<u8>),
     /// A token matching `*`/`?` wildcards, lowercased.
     Pattern(Vec<u8>),
 }
@@ -48,8 +22,9 @@ impl Needle {
     pub fn word(term: &str) -> Self {
         Self::Word(term.to_lowercase().into_bytes())
     }
+    /// A phrase: its tokens in order, whole, with the delimiters between them as written.
     pub fn phrase(term: &str) -> Self {
-        Self::Phrase(term.to_lowercase().into_bytes())
+        Self::word(term)
     }
     pub fn pattern(term: &str) -> Self {
         Self::Pattern(term.to_lowercase().into_bytes())
@@ -80,7 +55,6 @@ impl Needle {
                 }
                 false
             }
-            Self::Phrase(p) => memchr::memmem::find(text, p).is_some(),
             Self::Pattern(p) => text.split(|b| is_delimiter(*b)).any(|token| !token.is_empty() && glob(p, token)),
         }
     }
@@ -99,7 +73,7 @@ impl Needle {
         let lower = values[base..offsets[rows]].to_ascii_lowercase();
         let row_of = |at: usize| offsets.partition_point(|&o| o - base <= at) - 1;
         match self {
-            Self::Word(needle) | Self::Phrase(needle) => {
+            Self::Word(needle) => {
                 if needle.is_empty() {
                     return;
                 }
@@ -114,11 +88,7 @@ impl Needle {
                         from = end;
                         continue;
                     }
-                    let hit = match self {
-                        Self::Word(_) => word_boundary(&lower[start..end], at - start, needle),
-                        _ => true,
-                    };
-                    if hit {
+                    if word_boundary(&lower[start..end], at - start, needle) {
                         out[row] = true;
                         from = end;
                     } else {
@@ -198,6 +168,10 @@ mod tests {
         assert!(!Needle::pattern("err*").matches(b"an rerror"));
         assert!(Needle::phrase("Connection refused").matches(b"db: connection refused (111)"));
         assert!(!Needle::phrase("connection refused").matches(b"connection was refused"));
+        assert!(!Needle::phrase("connection refused").matches(b"reconnection refused"), "whole tokens");
+        assert!(!Needle::phrase("connection refused").matches(b"connection refusedx"));
+        let t: Vec<&[u8]> = tokens(b"GET /api/v1?x=1  done").collect();
+        assert_eq!(t, [&b"GET"[..], b"api", b"v1", b"x", b"1", b"done"]);
     }
 
     fn rows(values: &[&str]) -> (Vec<u8>, Vec<usize>) {

@@ -1,0 +1,368 @@
+//! Which row groups a search may match, from the data files' token indexes
+//! ([`crate::lake::index`]), before anything is read.
+//!
+//! A search becomes a [`Need`]: the tokens a matching row must hold. A word or a phrase
+//! matches only with every one of its tokens whole in the text (see [`super::text`]), and
+//! so does an equality on an id, the level, the topic or the source; wildcards, numbers
+//! and `not` need nothing. A row group whose filter lacks a needed token is skipped; a
+//! file whose row groups are all skipped is not opened. Files without an index, or whose
+//! index does not describe them (another size, other row counts), are read whole.
+
+use datafusion::catalog::Session;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::datasource::TableProvider;
+use datafusion::datasource::physical_plan::parquet::ParquetAccessPlan;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, FileScanConfigBuilder};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
+use datafusion::physical_plan::ExecutionPlan;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::syntax::{Key, Search, Term};
+use crate::lake::index::{FileIndex, RowGroupIndex, token_hash, tokens};
+use crate::lake::schema::{Kind, LINE_NUMBER, column_named};
+
+/// What a matching row must hold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// Nothing the index knows of.
+    Anything,
+    /// Every one of these tokens (hashes of lowercased tokens).
+    Tokens(Vec<u64>),
+    All(Vec<Need>),
+    Any(Vec<Need>),
+}
+
+impl Need {
+    /// What rows matching `search` must hold.
+    pub fn of(search: &Search) -> Self {
+        match search {
+            Search::All | Search::Compare(..) | Search::Range { .. } | Search::Not(_) => Self::Anything,
+            Search::Text(term) => Self::term(term),
+            Search::Field(Key::Field(k), _)
+                if k == LINE_NUMBER || column_named(k).is_some_and(|c| c.kind != Kind::Text) =>
+            {
+                Self::Anything
+            }
+            Search::Field(_, term) => Self::term(term),
+            Search::And(a, b) => match (Self::of(a), Self::of(b)) {
+                (Self::Anything, other) | (other, Self::Anything) => other,
+                (a, b) => Self::All(vec![a, b]),
+            },
+            Search::Or(a, b) => match (Self::of(a), Self::of(b)) {
+                (Self::Anything, _) | (_, Self::Anything) => Self::Anything,
+                (a, b) => Self::Any(vec![a, b]),
+            },
+        }
+    }
+
+    /// The tokens of a word or phrase. Only ASCII terms: the index lowercases ASCII, and
+    /// equalities (`level`, ids, topic) and word matches lowercase non-ASCII differently.
+    fn term(term: &Term) -> Self {
+        match term {
+            Term::Word(w) | Term::Phrase(w) if w.is_ascii() => {
+                let lower = w.to_ascii_lowercase();
+                let hashes: Vec<u64> = tokens(lower.as_bytes()).map(token_hash).collect();
+                if hashes.is_empty() { Self::Anything } else { Self::Tokens(hashes) }
+            }
+            _ => Self::Anything,
+        }
+    }
+
+    pub fn is_anything(&self) -> bool {
+        *self == Self::Anything
+    }
+
+    /// Whether a row group may hold a matching row.
+    pub fn may_match(&self, group: &RowGroupIndex) -> bool {
+        match self {
+            Self::Anything => true,
+            Self::Tokens(hashes) => group.may_contain_all(hashes),
+            Self::All(needs) => needs.iter().all(|n| n.may_match(group)),
+            Self::Any(needs) => needs.iter().any(|n| n.may_match(group)),
+        }
+    }
+}
+
+/// The row groups to read of each indexed file, by file name.
+#[derive(Clone, Debug, Default)]
+pub struct Pruning {
+    /// Per file name: whether each row group is read.
+    files: HashMap<String, Vec<bool>>,
+    /// Row groups skipped.
+    pub skipped: usize,
+}
+
+impl Pruning {
+    /// Decides for each file (`(path as the Delta log names it, size, index)`).
+    pub fn new<'a>(need: &Need, files: impl IntoIterator<Item = (&'a str, u64, &'a FileIndex)>) -> Self {
+        let mut pruning = Self::default();
+        if need.is_anything() {
+            return pruning;
+        }
+        for (path, size, index) in files {
+            if index.data_size != size {
+                continue;
+            }
+            let read: Vec<bool> = index.row_groups.iter().map(|g| need.may_match(g)).collect();
+            pruning.skipped += read.iter().filter(|r| !**r).count();
+            pruning.files.insert(file_name(path).to_owned(), read);
+        }
+        pruning
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.skipped == 0
+    }
+
+    /// A scan's files with the row groups to read attached; files with none left out.
+    fn apply(&self, config: &FileScanConfig) -> Option<FileScanConfig> {
+        let mut changed = false;
+        let groups: Vec<FileGroup> = config
+            .file_groups
+            .iter()
+            .map(|group| {
+                let files = group
+                    .iter()
+                    .filter_map(|file| {
+                        let Some(read) = self.files.get(file_name(file.object_meta.location.as_ref())) else {
+                            return Some(file.clone());
+                        };
+                        if read.iter().all(|r| *r) {
+                            return Some(file.clone());
+                        }
+                        changed = true;
+                        if !read.iter().any(|r| *r) {
+                            return None;
+                        }
+                        let mut plan = ParquetAccessPlan::new_all(read.len());
+                        for (i, r) in read.iter().enumerate() {
+                            if !r {
+                                plan.skip(i);
+                            }
+                        }
+                        Some(file.clone().with_extension(plan))
+                    })
+                    .collect::<Vec<_>>();
+                FileGroup::new(files)
+            })
+            .collect();
+        changed.then(|| FileScanConfigBuilder::from(config.clone()).with_file_groups(groups).build())
+    }
+
+    /// `plan` with every Parquet scan restricted to the row groups to read.
+    fn restrict(&self, plan: Arc<dyn ExecutionPlan>) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
+        plan.transform_down(|node| {
+            let Some(exec) = node.downcast_ref::<DataSourceExec>() else { return Ok(Transformed::no(node)) };
+            let Some(config) = exec.data_source().downcast_ref::<FileScanConfig>() else {
+                return Ok(Transformed::no(node));
+            };
+            Ok(match self.apply(config) {
+                Some(config) => Transformed::yes(DataSourceExec::from_data_source(config) as Arc<dyn ExecutionPlan>),
+                None => Transformed::no(node),
+            })
+        })
+        .map(|t| t.data)
+    }
+}
+
+/// The last segment of a path: data file names are unique (they hold a UUID).
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// A table whose scans read only the row groups a [`Pruning`] keeps.
+#[derive(Debug)]
+pub struct Pruned {
+    pub inner: Arc<dyn TableProvider>,
+    pub pruning: Arc<Pruning>,
+}
+
+#[async_trait::async_trait]
+impl TableProvider for Pruned {
+    fn schema(&self) -> datafusion::arrow::datatypes::SchemaRef {
+        self.inner.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        self.inner.table_type()
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> datafusion::common::Result<Vec<TableProviderFilterPushDown>> {
+        self.inner.supports_filters_pushdown(filters)
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
+        let plan = self.inner.scan(state, projection, filters, limit).await?;
+        self.pruning.restrict(plan)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compact::{self, CompactOptions, Quiet};
+    use crate::conformance::{shared, store};
+    use crate::lake::Storage;
+    use crate::lake::rows::{int_at, text_at};
+    use crate::lake::schema::{BATCH_ID, FileSettings, POSITION};
+    use crate::query::sls::Range;
+    use crate::query::source::{Reading, Source};
+    use crate::query::syntax;
+    use proptest::prelude::*;
+    use sluice_proto::sls::{Content, Log, LogGroup};
+
+    const SECOND: i64 = 1_000_000_000;
+    const VOCABULARY: [&str; 10] =
+        ["alpha", "Beta", "gamma", "ERR", "ok", "x-1", "10.0.0.1", "/api/v1", "a.b", "delta"];
+
+    /// Logs of `(message words, field k, level)`, one second apart, in `groups` raw
+    /// batches, compacted with 3-row row groups.
+    async fn table(logs: &[(Vec<usize>, usize, usize)], groups: usize, start_ns: i64) -> Storage {
+        let storage = crate::lake::store::open("memory://", &Default::default()).unwrap();
+        let per_group = logs.len().div_ceil(groups.max(1)).max(1);
+        for (g, chunk) in logs.chunks(per_group).enumerate() {
+            let logs = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, (words, k, level))| {
+                    let n = (g * per_group + i) as i64;
+                    let message: Vec<&str> = words.iter().map(|w| VOCABULARY[*w]).collect();
+                    let content =
+                        |key: &str, value: &str| Content { key: key.into(), value: value.as_bytes().to_vec() };
+                    Log {
+                        time: u32::try_from((start_ns + n * SECOND) / SECOND).unwrap(),
+                        contents: vec![
+                            content("message", &message.join(" ")),
+                            content("k", VOCABULARY[*k]),
+                            content("level", ["info", "error", "WARN"][*level]),
+                        ],
+                        time_ns: None,
+                        values: vec![],
+                    }
+                })
+                .collect();
+            store(&storage, "idx", &LogGroup { logs, topic: Some("t".into()), ..LogGroup::default() }).await.unwrap();
+        }
+        let options = CompactOptions {
+            min_bytes_per_writer: 1,
+            files: FileSettings { row_group_rows: 3, ..FileSettings::default() },
+            ..CompactOptions::default()
+        };
+        compact::compact_all(&storage, &options, &Quiet, start_ns + 3600 * SECOND).await.unwrap();
+        storage
+    }
+
+    /// The rows (batch id, position) a search selects, with and without the index, and
+    /// the row groups the index skipped.
+    async fn both_ways(storage: &Storage, query: &str, start_ns: i64) -> (Vec<String>, Vec<String>, usize) {
+        let shared = shared(storage);
+        let (from_ns, to_ns) = (start_ns - SECOND, start_ns + 3600 * SECOND);
+        let reading = Reading { project: "suite", logstore: "idx", from_ns, to_ns, now_ns: to_ns };
+        let source = Source::open(&shared, reading).await.unwrap();
+        let search = syntax::parse(query).unwrap().search;
+        let filter = Range { from_ns, to_ns }.filter().and(source.functions.filter(&search));
+        let rows = |df: datafusion::prelude::DataFrame| async {
+            let batches = df.filter(filter.clone()).unwrap().collect().await.unwrap();
+            let mut rows: Vec<String> = batches
+                .iter()
+                .flat_map(|b| {
+                    (0..b.num_rows()).map(move |r| {
+                        let id = text_at(b.column_by_name(BATCH_ID).unwrap().as_ref(), r).unwrap_or_default();
+                        format!("{id}/{}", int_at(b, POSITION, r).unwrap_or(-1))
+                    })
+                })
+                .collect();
+            rows.sort();
+            rows
+        };
+        let with = rows(source.logs_for(&search).await.unwrap()).await;
+        let without = rows(source.logs()).await;
+        (with, without, source.scanned.get().row_groups_pruned_by_index)
+    }
+
+    fn start_ns() -> i64 {
+        1_764_460_800 * SECOND
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_needle_skips_the_row_groups_without_it() {
+        let logs: Vec<_> = (0..30).map(|i| (vec![if i == 17 { 6 } else { i / 10 }], 4, i % 3)).collect();
+        let storage = table(&logs, 2, start_ns()).await;
+        let (with, without, skipped) = both_ways(&storage, "10.0.0.1", start_ns()).await;
+        assert_eq!(with.len(), 1);
+        assert_eq!(with, without);
+        assert!(skipped >= 9, "30 rows in 3-row groups, one holds the needle: {skipped} skipped");
+        let (with, without, skipped) = both_ways(&storage, "alpha and not beta", start_ns()).await;
+        assert_eq!((with.len(), with == without, skipped > 0), (10, true, true));
+    }
+
+    fn query() -> impl Strategy<Value = String> {
+        let word = (0..VOCABULARY.len()).prop_map(|w| VOCABULARY[w].to_owned());
+        let leaf = prop_oneof![
+            word.clone(),
+            word.clone().prop_map(|w| format!("message: {w}")),
+            word.clone().prop_map(|w| format!("k: {w}")),
+            (0..3usize).prop_map(|l| format!("level: {}", ["INFO", "error", "warn"][l])),
+            (word.clone(), word.clone()).prop_map(|(a, b)| format!("\"{a} {b}\"")),
+            word.prop_map(|w| format!("{}*", &w[..2])),
+            Just("*".to_owned()),
+        ];
+        leaf.prop_recursive(3, 12, 2, |inner| {
+            prop_oneof![
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a}) and ({b})")),
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a}) or ({b})")),
+                inner.prop_map(|a| format!("not ({a})")),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+        /// Random logs, random searches: the index never changes an answer.
+        #[test]
+        fn the_index_never_changes_an_answer(
+            logs in proptest::collection::vec(
+                (proptest::collection::vec(0..VOCABULARY.len(), 1..4), 0..VOCABULARY.len(), 0..3usize), 1..40),
+            groups in 1..4usize,
+            queries in proptest::collection::vec(query(), 1..6),
+        ) {
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            runtime.block_on(async {
+                let storage = table(&logs, groups, start_ns()).await;
+                for query in &queries {
+                    let (with, without, _) = both_ways(&storage, query, start_ns()).await;
+                    assert_eq!(with, without, "{query}");
+                }
+            });
+        }
+    }
+
+    fn need(query: &str) -> Need {
+        Need::of(&syntax::parse(query).unwrap_or_else(|e| panic!("{e}")).search)
+    }
+
+    #[test]
+    fn what_a_search_needs() {
+        let h = |w: &str| token_hash(w.as_bytes());
+        assert_eq!(need("*"), Need::Anything);
+        assert_eq!(need("Error"), Need::Tokens(vec![h("error")]));
+        assert_eq!(need("\"connection refused\""), Need::Tokens(vec![h("connection"), h("refused")]));
+        assert_eq!(need("level: ERROR and err*"), Need::Tokens(vec![h("error")]));
+        assert_eq!(need("a or b*"), Need::Anything, "one side needs nothing");
+        assert_eq!(need("not a"), Need::Anything);
+        assert_eq!(need("latency > 3"), Need::Anything);
+        assert_eq!(need("a or b"), Need::Any(vec![Need::Tokens(vec![h("a")]), Need::Tokens(vec![h("b")])]));
+        assert_eq!(need("\u{c9}t\u{c9}"), Need::Anything, "non-ASCII terms are not pruned");
+    }
+}
