@@ -182,6 +182,7 @@ fn main() {
     let summary = runtime.block_on(compact::compact_all(&storage, &options, &Quiet, now_ns)).unwrap();
     let seconds = started.elapsed().as_secs_f64();
     let table = dir_size(&data.join("tables"), ".parquet");
+    let index = dir_size(&data.join("tables"), ".idx");
     assert_eq!(summary.records, written);
 
     let mb = |b: u64| b as f64 / 1e6;
@@ -192,6 +193,12 @@ fn main() {
     println!("throughput, raw JSON      {:.1} MB/s ({:.1} MB)", mb(json_bytes) / seconds, mb(json_bytes));
     println!("throughput, logs          {:.0} logs/s", written as f64 / seconds);
     println!("table (parquet)           {:.2} MB, {:.1} bytes per log", mb(table), table as f64 / written as f64);
+    println!(
+        "token index               {:.2} MB, {:.1}% of the table, {:.2} bytes per log",
+        mb(index),
+        100.0 * index as f64 / table as f64,
+        index as f64 / written as f64
+    );
     println!("  vs raw JSON             {:.3}x", table as f64 / json_bytes as f64);
     println!("  vs raw batches          {:.3}x", table as f64 / raw_batches as f64);
     println!(

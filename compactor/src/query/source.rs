@@ -43,7 +43,14 @@ pub struct Cache {
     consumed: Mutex<HashMap<(String, u64), Consumed>>,
     /// Token indexes by object key (`None`: the file has none). Data files never change.
     indexes: Arc<Indexes>,
+    /// Each table as last read, brought up to date by reading only the newer commits.
+    tables: Mutex<HashMap<String, deltalake::DeltaTable>>,
+    /// Each table version's data files.
+    files: Mutex<HashMap<String, VersionFiles>>,
 }
+
+/// A table version and its data files.
+type VersionFiles = (u64, Arc<Vec<DataFile>>);
 
 /// Token indexes read, by object key, up to [`INDEX_CACHE_BYTES`].
 #[derive(Debug, Default)]
@@ -96,7 +103,7 @@ pub struct Source {
     all: DataFrame,
     /// The table, its data files, and the fresh raw batches, to read with an index.
     compacted: Option<Arc<dyn TableProvider>>,
-    files: Vec<DataFile>,
+    files: Arc<Vec<DataFile>>,
     fresh: Option<DataFrame>,
     table_prefix: String,
     store: Arc<dyn ObjectStore>,
@@ -159,10 +166,10 @@ impl Source {
         let deadline = Deadline::after(limits.timeout);
         let ctx = session::scan(runtime.clone(), deadline);
         let mut functions = Functions::new(&ctx)?;
-        let table = table::open(storage, project, logstore).await?;
+        let table = open_table(cache, storage, project, logstore).await?;
         let (mut schema, mut version, mut consumed): (Option<SchemaRef>, Option<u64>, Arc<HashSet<BatchId>>) =
             (None, None, Arc::default());
-        let (mut compacted, mut provider, mut files) = (None, None, Vec::new());
+        let (mut compacted, mut provider, mut files) = (None, None, Arc::default());
         if let Some(delta) = table {
             version = delta.version();
             delta.update_datafusion_session(&ctx.state())?;
@@ -171,7 +178,7 @@ impl Source {
             schema = Some(table_provider.schema());
             compacted = Some(ctx.read_table(table_provider.clone())?);
             provider = Some(table_provider);
-            files = data_files(&delta, from_ns, to_ns).await?;
+            files = data_files(cache, &delta).await?;
             let since_ms = now_ns
                 .div_euclid(1_000_000)
                 .saturating_sub(i64::try_from(shared.lookback.as_millis()).unwrap_or(i64::MAX));
@@ -279,7 +286,7 @@ impl Source {
     async fn read_indexes(&self) -> Result<Vec<Option<Arc<FileIndex>>>, QueryError> {
         let (from, to) = (partition_floor(self.range.0), partition_date(self.range.1.saturating_sub(1)));
         let mut reads = Vec::new();
-        for file in &self.files {
+        for file in self.files.iter() {
             let in_range = file.date.as_str() >= from.as_str() && file.date.as_str() <= to.as_str();
             let key = format!("{}/{}", self.table_prefix, index::index_path(&file.path));
             let (store, indexes) = (self.store.clone(), self.indexes.clone());
@@ -303,18 +310,46 @@ impl Source {
     }
 }
 
-/// The data files of a table version, with their partition.
-async fn data_files(delta: &deltalake::DeltaTable, from_ns: i64, to_ns: i64) -> Result<Vec<DataFile>, QueryError> {
-    let (from, to) = (partition_floor(from_ns), partition_date(to_ns.saturating_sub(1)));
+/// A logstore's table at its latest version: the one read before, updated with the
+/// commits since (one listing of the log), or opened.
+async fn open_table(
+    cache: &Cache,
+    storage: &Storage,
+    project: &str,
+    logstore: &str,
+) -> Result<Option<deltalake::DeltaTable>, QueryError> {
+    let key = table_prefix(project, logstore);
+    let cached = cache.tables.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
+    let table = match cached {
+        Some(mut table) => {
+            table.update_state().await?;
+            Some(table)
+        }
+        None => table::open(storage, project, logstore).await?,
+    };
+    if let Some(table) = &table {
+        cache.tables.lock().unwrap_or_else(|e| e.into_inner()).insert(key, table.clone());
+    }
+    Ok(table)
+}
+
+/// The data files of a table version, with their partition (listed once per version).
+async fn data_files(cache: &Cache, delta: &deltalake::DeltaTable) -> Result<Arc<Vec<DataFile>>, QueryError> {
+    let (key, version) = (delta.table_url().to_string(), delta.version().unwrap_or(0));
+    if let Some((v, files)) = cache.files.lock().unwrap_or_else(|e| e.into_inner()).get(&key)
+        && *v == version
+    {
+        return Ok(files.clone());
+    }
     let mut files = Vec::new();
     let mut views = delta.snapshot()?.snapshot().file_views(delta.log_store().as_ref(), None);
     while let Some(view) = views.next().await {
         let view = view?;
         let Some(Some(date)) = view.partition_values_map().get(schema::DATE).cloned() else { continue };
-        if date.as_str() >= from.as_str() && date.as_str() <= to.as_str() {
-            files.push(DataFile { path: view.path().to_string(), size: view.size() as u64, date });
-        }
+        files.push(DataFile { path: view.path().to_string(), size: view.size() as u64, date });
     }
+    let files = Arc::new(files);
+    cache.files.lock().unwrap_or_else(|e| e.into_inner()).insert(key, (version, files.clone()));
     Ok(files)
 }
 
