@@ -94,6 +94,14 @@ fn sls_sdk_histograms_and_logs_on_partly_compacted_data() {
         assert_eq!(b["count"].as_u64().unwrap() as usize, expected, "[{a}, {z})");
         assert_eq!(b["progress"], "Complete");
     }
+    // The compacted row groups are counted from their time rollups, not read.
+    let params = [("type", "histogram".to_owned()), ("from", from.to_string()), ("to", to.to_string())];
+    let (status, body, headers) =
+        sluice_tests::sls_get(server.port, ("sluice-demo", "sluice-demo-secret"), "demo", "/logstores/app", &params);
+    let scanned = headers["x-sluice-scanned"].to_str().unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body.as_array().unwrap().iter().map(|b| b["count"].as_u64().unwrap()).sum::<u64>(), 150);
+    assert!(scanned.starts_with("files=0 ") && !scanned.contains("rolled_up=0"), "{scanned}");
     let filtered = sdk(&[
         "histogram",
         "--port",

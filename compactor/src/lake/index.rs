@@ -12,18 +12,32 @@
 //! and the row count of each row group of its file; a reader that finds anything else
 //! (an older file, a file written by another tool) ignores it and scans.
 //!
-//! Encoding (little-endian): `SLX1`, data file size (u64), row groups (u32), then per row
-//! group its rows (u32), its distinct tokens (u32) and, when it has any, the filter's
-//! descriptor and fingerprints, each as a length (u32) and bytes.
+//! The index also holds each row group's **time rollup**: how many of its rows fall in
+//! each second, per `level` value, so that histograms over the row groups a range holds
+//! whole are counted without reading rows (see `query::rollup`). A file with more than
+//! [`MAX_LEVELS`] distinct levels gets no rollups.
+//!
+//! Encoding (little-endian): `SLX2`, data file size (u64), the levels rollups count by
+//! (u32 count, then each as a length (u32, `u32::MAX` for no level) and bytes; a count of
+//! `u32::MAX`: no rollups), row groups (u32), then per row group its rows (u32), a flag
+//! (u32) and, when it has text, the filter's descriptor and fingerprints, each as a length
+//! (u32) and bytes, then its rollup as a length (u32) and LEB128 varints: the number of
+//! counts, then per count (ordered by second, then level) the second's difference to the
+//! one before (zigzag), the level's position and the rows. `SLX1` indexes (no levels, no
+//! rollups) are still read.
 
-use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Int64Type};
 use deltalake::kernel::Add;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use prost::encoding::{decode_varint, encode_varint};
 use std::collections::HashMap;
 use xorf::{BinaryFuse8, BinaryFuse8Ref, DmaSerializable, Filter, FilterRef};
+
+use super::schema::{LEVEL, TIME_NS};
 
 /// SLS's default token delimiters.
 pub fn is_delimiter(b: u8) -> bool {
@@ -58,7 +72,11 @@ pub fn tokens(text: &[u8]) -> impl Iterator<Item = &[u8]> {
     text.split(|b| is_delimiter(*b)).filter(|t| !t.is_empty())
 }
 
-const MAGIC: &[u8; 4] = b"SLX1";
+const MAGIC: &[u8; 4] = b"SLX2";
+/// The first version: filters only.
+const MAGIC_V1: &[u8; 4] = b"SLX1";
+/// Distinct `level` values a file's rollups count by, at most.
+pub const MAX_LEVELS: usize = 256;
 /// The folder of a table's index sidecars.
 pub const INDEX_DIR: &str = "_sluice_index";
 const SUFFIX: &str = ".idx";
@@ -93,6 +111,16 @@ pub struct RowGroupIndex {
     pub rows: u32,
     /// The filter's descriptor and fingerprints; `None` when the row group holds no text.
     filter: Option<Fuse>,
+    /// Rows per second and level, ordered by second then level (empty without rollups).
+    pub rollup: Vec<Count>,
+}
+
+/// Rows of one second and one level (a position in [`FileIndex::levels`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Count {
+    pub second: i64,
+    pub level: u32,
+    pub rows: u32,
 }
 
 /// A binary fuse filter as stored: descriptor and fingerprints.
@@ -111,9 +139,9 @@ impl RowGroupIndex {
         }
     }
 
-    /// Bytes of the filter.
+    /// Bytes the index takes in memory.
     pub fn size(&self) -> usize {
-        self.filter.as_ref().map_or(0, |(d, f)| d.len() + f.len())
+        self.filter.as_ref().map_or(0, |(d, f)| d.len() + f.len()) + self.rollup.len() * size_of::<Count>()
     }
 }
 
@@ -123,6 +151,9 @@ pub struct FileIndex {
     /// The data file's size: the index belongs to that file and no other.
     pub data_size: u64,
     pub row_groups: Vec<RowGroupIndex>,
+    /// The `level` values the rollups count by (`None`: logs without a level); `None`
+    /// when the index has no rollups.
+    pub levels: Option<Vec<Option<String>>>,
 }
 
 /// Why an index could not be built or read.
@@ -142,32 +173,71 @@ impl FileIndex {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(16 + self.row_groups.iter().map(|g| g.size() + 16).sum::<usize>());
+        let mut out = Vec::with_capacity(16 + self.row_groups.iter().map(|g| g.size() / 4 + 16).sum::<usize>());
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&self.data_size.to_le_bytes());
+        match &self.levels {
+            None => out.extend_from_slice(&u32::MAX.to_le_bytes()),
+            Some(levels) => {
+                out.extend_from_slice(&(levels.len() as u32).to_le_bytes());
+                for level in levels {
+                    match level {
+                        None => out.extend_from_slice(&u32::MAX.to_le_bytes()),
+                        Some(text) => put_bytes(&mut out, text.as_bytes()),
+                    }
+                }
+            }
+        }
         out.extend_from_slice(&(self.row_groups.len() as u32).to_le_bytes());
+        let mut rollup = Vec::new();
         for group in &self.row_groups {
             out.extend_from_slice(&group.rows.to_le_bytes());
             match &group.filter {
                 None => out.extend_from_slice(&0u32.to_le_bytes()),
                 Some((descriptor, fingerprints)) => {
                     out.extend_from_slice(&1u32.to_le_bytes());
-                    for part in [descriptor, fingerprints] {
-                        out.extend_from_slice(&(part.len() as u32).to_le_bytes());
-                        out.extend_from_slice(part);
-                    }
+                    put_bytes(&mut out, descriptor);
+                    put_bytes(&mut out, fingerprints);
                 }
             }
+            rollup.clear();
+            encode_varint(group.rollup.len() as u64, &mut rollup);
+            let mut second = 0i64;
+            for count in &group.rollup {
+                let delta = count.second.wrapping_sub(second);
+                encode_varint(((delta << 1) ^ (delta >> 63)) as u64, &mut rollup);
+                encode_varint(u64::from(count.level), &mut rollup);
+                encode_varint(u64::from(count.rows), &mut rollup);
+                second = count.second;
+            }
+            put_bytes(&mut out, &rollup);
         }
         out
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, IndexError> {
         let mut r = Reader(bytes);
-        if r.take(4)? != MAGIC {
+        let version = r.take(4)?;
+        let v1 = version == MAGIC_V1;
+        if !v1 && version != MAGIC {
             return Err(IndexError::Malformed);
         }
         let data_size = u64::from_le_bytes(r.take(8)?.try_into().map_err(|_| IndexError::Malformed)?);
+        let levels = match if v1 { u32::MAX } else { r.u32()? } {
+            u32::MAX => None,
+            n if n as usize > MAX_LEVELS => return Err(IndexError::Malformed),
+            n => Some(
+                (0..n)
+                    .map(|_| match r.u32()? {
+                        u32::MAX => Ok(None),
+                        len => {
+                            let text = std::str::from_utf8(r.take(len as usize)?).map_err(|_| IndexError::Malformed)?;
+                            Ok(Some(text.to_owned()))
+                        }
+                    })
+                    .collect::<Result<Vec<_>, IndexError>>()?,
+            ),
+        };
         let count = r.u32()?;
         let mut row_groups = Vec::with_capacity(count.min(1 << 16) as usize);
         for _ in 0..count {
@@ -185,13 +255,52 @@ impl FileIndex {
                     Some((descriptor.into(), fingerprints.into()))
                 }
             };
-            row_groups.push(RowGroupIndex { rows, filter });
+            let rollup = if v1 {
+                Vec::new()
+            } else {
+                let len = r.u32()? as usize;
+                decode_rollup(r.take(len)?, levels.as_ref().map_or(0, Vec::len), rows)?
+            };
+            row_groups.push(RowGroupIndex { rows, filter, rollup });
         }
         if !r.0.is_empty() {
             return Err(IndexError::Malformed);
         }
-        Ok(Self { data_size, row_groups })
+        Ok(Self { data_size, row_groups, levels })
     }
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// A row group's rollup; it must count exactly its `rows` (none when there are no
+/// levels), in order, with levels among the `levels` of the file.
+fn decode_rollup(mut bytes: &[u8], levels: usize, rows: u32) -> Result<Vec<Count>, IndexError> {
+    let mut varint = || decode_varint(&mut bytes).map_err(|_| IndexError::Malformed);
+    let n = varint()?;
+    if n > u64::from(rows) {
+        return Err(IndexError::Malformed);
+    }
+    let (mut counts, mut second, mut total) = (Vec::with_capacity(n as usize), 0i64, 0u64);
+    for _ in 0..n {
+        let zigzag = varint()?;
+        second = second.wrapping_add(((zigzag >> 1) as i64) ^ -((zigzag & 1) as i64));
+        let level = u32::try_from(varint()?).map_err(|_| IndexError::Malformed)?;
+        let count_rows = u32::try_from(varint()?).map_err(|_| IndexError::Malformed)?;
+        let count = Count { second, level, rows: count_rows };
+        let ordered = counts.last().is_none_or(|last: &Count| (last.second, last.level) < (second, level));
+        if level as usize >= levels || count_rows == 0 || !ordered {
+            return Err(IndexError::Malformed);
+        }
+        total += u64::from(count_rows);
+        counts.push(count);
+    }
+    if !bytes.is_empty() || (levels > 0 && total != u64::from(rows)) || (levels == 0 && n > 0) {
+        return Err(IndexError::Malformed);
+    }
+    Ok(counts)
 }
 
 struct Reader<'a>(&'a [u8]);
@@ -219,6 +328,8 @@ pub struct IndexBuilder {
     hashes: Vec<u64>,
     lower: Vec<u8>,
     row_groups: Vec<RowGroupIndex>,
+    /// `None` once the rows cannot be rolled up (no time, too many levels).
+    rollup: Option<RollupBuilder>,
 }
 
 impl IndexBuilder {
@@ -229,6 +340,7 @@ impl IndexBuilder {
             hashes: Vec::new(),
             lower: Vec::new(),
             row_groups: Vec::new(),
+            rollup: Some(RollupBuilder::default()),
         }
     }
 
@@ -240,6 +352,11 @@ impl IndexBuilder {
             let part = batch.slice(offset, n);
             for column in part.columns() {
                 self.add_text(column.as_ref());
+            }
+            if let Some(rollup) = &mut self.rollup
+                && rollup.add(&part).is_none()
+            {
+                self.rollup = None;
             }
             self.rows += n;
             offset += n;
@@ -255,7 +372,13 @@ impl IndexBuilder {
         if self.rows > 0 {
             self.seal()?;
         }
-        Ok(FileIndex { data_size, row_groups: self.row_groups })
+        let levels = self.rollup.map(|r| r.levels);
+        if levels.is_none() {
+            for group in &mut self.row_groups {
+                group.rollup = Vec::new();
+            }
+        }
+        Ok(FileIndex { data_size, row_groups: self.row_groups, levels })
     }
 
     fn seal(&mut self) -> Result<(), IndexError> {
@@ -269,12 +392,12 @@ impl IndexBuilder {
             filter.dma_copy_descriptor_to(&mut descriptor);
             Some((descriptor.into(), filter.fingerprints))
         };
-        self.row_groups.push(RowGroupIndex { rows: self.rows as u32, filter });
+        let rollup = self.rollup.as_mut().map(RollupBuilder::seal).unwrap_or_default();
+        self.row_groups.push(RowGroupIndex { rows: self.rows as u32, filter, rollup });
         self.hashes.clear();
         self.rows = 0;
         Ok(())
     }
-
     /// The tokens of every string an array holds: its own, a map's values, a struct's
     /// columns, a dictionary's values.
     fn add_text(&mut self, array: &dyn Array) {
@@ -321,6 +444,133 @@ impl IndexBuilder {
             self.lower.extend(token.iter().map(u8::to_ascii_lowercase));
             self.hashes.push(token_hash(&self.lower));
         }
+    }
+}
+
+/// Counts a row group's rows per second and level as they are added: rows in time order
+/// make one count per second and level without a lookup per row.
+#[derive(Debug, Default)]
+struct RollupBuilder {
+    /// The file's levels, by position, and the positions of the named ones.
+    levels: Vec<Option<String>>,
+    named: HashMap<String, u32>,
+    unnamed: Option<u32>,
+    /// The second being counted, its rows per level position, and the positions it has.
+    second: Option<i64>,
+    per_level: Vec<u32>,
+    touched: Vec<u32>,
+    counts: Vec<Count>,
+    ids: Vec<u32>,
+}
+
+impl RollupBuilder {
+    /// Counts rows; `None` when they cannot be rolled up.
+    fn add(&mut self, batch: &RecordBatch) -> Option<()> {
+        let times = batch.column_by_name(TIME_NS)?.as_primitive_opt::<Int64Type>()?;
+        if times.null_count() > 0 {
+            return None;
+        }
+        self.level_ids(batch.column_by_name(LEVEL), batch.num_rows())?;
+        let ids = std::mem::take(&mut self.ids);
+        for (time, level) in times.values().iter().zip(&ids) {
+            let second = time.div_euclid(1_000_000_000);
+            if self.second != Some(second) {
+                self.end_second();
+                self.second = Some(second);
+            }
+            let slot = &mut self.per_level[*level as usize];
+            if *slot == 0 {
+                self.touched.push(*level);
+            }
+            *slot += 1;
+        }
+        self.ids = ids;
+        Some(())
+    }
+
+    /// The level position of each row, in `self.ids`; `None` past [`MAX_LEVELS`].
+    fn level_ids(&mut self, column: Option<&ArrayRef>, rows: usize) -> Option<()> {
+        self.ids.clear();
+        let Some(column) = column else {
+            let id = self.id(None)?;
+            self.ids.resize(rows, id);
+            return Some(());
+        };
+        if let Some(dictionary) = column.as_any_dictionary_opt() {
+            let values = cast(dictionary.values(), &DataType::Utf8).ok()?;
+            let values = values.as_string::<i32>();
+            let value_ids = (0..values.len())
+                .map(|i| self.id(values.is_valid(i).then(|| values.value(i))))
+                .collect::<Option<Vec<u32>>>()?;
+            let null = if column.logical_null_count() > 0 { Some(self.id(None)?) } else { None };
+            let nulls = column.logical_nulls();
+            for (row, key) in dictionary.normalized_keys().into_iter().enumerate() {
+                let valid = nulls.as_ref().is_none_or(|n| n.is_valid(row));
+                self.ids.push(if valid { value_ids[key] } else { null.unwrap_or(0) });
+            }
+            return Some(());
+        }
+        let strings = cast(column, &DataType::Utf8).ok()?;
+        let mut last: Option<(Option<&str>, u32)> = None;
+        for value in strings.as_string::<i32>().iter() {
+            let id = match last {
+                Some((seen, id)) if seen == value => id,
+                _ => self.id(value)?,
+            };
+            last = Some((value, id));
+            self.ids.push(id);
+        }
+        Some(())
+    }
+
+    /// A level's position, added when new.
+    fn id(&mut self, level: Option<&str>) -> Option<u32> {
+        let known = match level {
+            None => self.unnamed,
+            Some(text) => self.named.get(text).copied(),
+        };
+        if known.is_some() {
+            return known;
+        }
+        if self.levels.len() >= MAX_LEVELS {
+            return None;
+        }
+        let id = self.levels.len() as u32;
+        self.levels.push(level.map(str::to_owned));
+        self.per_level.push(0);
+        match level {
+            None => self.unnamed = Some(id),
+            Some(text) => {
+                self.named.insert(text.to_owned(), id);
+            }
+        }
+        Some(id)
+    }
+
+    fn end_second(&mut self) {
+        let Some(second) = self.second.take() else { return };
+        self.touched.sort_unstable();
+        for level in self.touched.drain(..) {
+            let rows = std::mem::take(&mut self.per_level[level as usize]);
+            self.counts.push(Count { second, level, rows });
+        }
+    }
+
+    /// The row group's counts, ordered by second and level.
+    fn seal(&mut self) -> Vec<Count> {
+        self.end_second();
+        let mut counts = std::mem::take(&mut self.counts);
+        if !counts.is_sorted() {
+            counts.sort_unstable();
+            counts.dedup_by(|later, kept| {
+                let same = (later.second, later.level) == (kept.second, kept.level);
+                if same {
+                    kept.rows += later.rows;
+                }
+                same
+            });
+        }
+        counts
     }
 }
 
@@ -410,7 +660,7 @@ pub async fn delete_orphans(store: &dyn ObjectStore, table_prefix: &str) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::{ArrayRef, StringArray};
+    use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray};
     use std::sync::Arc;
 
     fn batch(values: &[&str]) -> RecordBatch {
@@ -441,9 +691,77 @@ mod tests {
     fn anything_else_is_malformed() {
         let encoded = IndexBuilder::new(4).finish(1).unwrap().encode();
         assert!(FileIndex::decode(&encoded).is_ok());
-        for bad in [&b""[..], b"SLX2", &encoded[..encoded.len() - 1], &[encoded.as_slice(), b"x"].concat()] {
+        for bad in [&b""[..], b"SLX2", b"SLX3", &encoded[..encoded.len() - 1], &[encoded.as_slice(), b"x"].concat()] {
             assert!(FileIndex::decode(bad).is_err());
         }
+    }
+
+    fn timed(rows: &[(i64, Option<&str>)]) -> RecordBatch {
+        let times: ArrayRef = Arc::new(Int64Array::from(rows.iter().map(|r| r.0).collect::<Vec<_>>()));
+        let levels: ArrayRef = Arc::new(StringArray::from(rows.iter().map(|r| r.1).collect::<Vec<_>>()));
+        RecordBatch::try_from_iter([(TIME_NS, times), (LEVEL, levels)]).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn counts(index: &FileIndex, group: usize) -> Vec<(i64, Option<&str>, u32)> {
+        let levels = index.levels.as_ref().unwrap();
+        index.row_groups[group].rollup.iter().map(|c| (c.second, levels[c.level as usize].as_deref(), c.rows)).collect()
+    }
+
+    #[test]
+    fn rollups_count_each_row_group_by_second_and_level() {
+        const S: i64 = 1_000_000_000;
+        let mut builder = IndexBuilder::new(4);
+        builder.add(&timed(&[(5 * S, Some("info")), (5 * S + 1, Some("ERROR")), (5 * S + 2, Some("info"))])).unwrap();
+        // Out of time order within a row group, and a level-less row.
+        builder
+            .add(&timed(&[(9 * S, None), (-S - 1, Some("info")), (9 * S + 7, None), (5 * S, Some("info"))]))
+            .unwrap();
+        let index = FileIndex::decode(&builder.finish(99).unwrap().encode()).unwrap();
+        assert_eq!(
+            counts(&index, 0),
+            [(5, Some("info"), 2), (5, Some("ERROR"), 1), (9, None, 1)],
+            "by second, then level position"
+        );
+        assert_eq!(counts(&index, 1), [(-2, Some("info"), 1), (5, Some("info"), 1), (9, None, 1)]);
+
+        // Dictionary-encoded levels count the same.
+        let mut builder = IndexBuilder::new(8);
+        let rows = timed(&[(S, Some("warn")), (S, None), (2 * S, Some("warn"))]);
+        let dictionary =
+            cast(rows.column(1), &DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))).unwrap();
+        assert!(matches!(dictionary.data_type(), DataType::Dictionary(..)));
+        builder
+            .add(&RecordBatch::try_from_iter([(TIME_NS, rows.column(0).clone()), (LEVEL, dictionary)]).unwrap())
+            .unwrap();
+        let index = FileIndex::decode(&builder.finish(1).unwrap().encode()).unwrap();
+        assert_eq!(counts(&index, 0), [(1, Some("warn"), 1), (1, None, 1), (2, Some("warn"), 1)]);
+    }
+
+    #[test]
+    fn rows_without_time_or_with_too_many_levels_get_no_rollups() {
+        let mut builder = IndexBuilder::new(4);
+        builder.add(&batch(&["a"])).unwrap();
+        let index = FileIndex::decode(&builder.finish(1).unwrap().encode()).unwrap();
+        assert!(index.levels.is_none() && index.row_groups[0].rollup.is_empty());
+
+        let levels: Vec<String> = (0..=MAX_LEVELS).map(|i| format!("l{i}")).collect();
+        let rows: Vec<(i64, Option<&str>)> = levels.iter().map(|l| (0, Some(l.as_str()))).collect();
+        let mut builder = IndexBuilder::new(100);
+        builder.add(&timed(&rows)).unwrap();
+        let index = FileIndex::decode(&builder.finish(1).unwrap().encode()).unwrap();
+        assert!(index.levels.is_none() && index.row_groups.iter().all(|g| g.rollup.is_empty()));
+        assert!(index.row_groups[0].may_contain_all(&hashes(&["l7"])));
+    }
+
+    #[test]
+    fn first_version_indexes_are_read_without_rollups() {
+        let mut v1 = b"SLX1".to_vec();
+        v1.extend_from_slice(&7u64.to_le_bytes());
+        v1.extend_from_slice(&1u32.to_le_bytes());
+        v1.extend_from_slice(&3u32.to_le_bytes());
+        v1.extend_from_slice(&0u32.to_le_bytes());
+        let index = FileIndex::decode(&v1).unwrap();
+        assert_eq!((index.data_size, index.rows(), index.levels.is_none()), (7, 3, true));
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod deadline;
 pub mod filter;
 pub mod proliferate;
 pub mod prune;
+pub mod rollup;
 pub mod scan;
 pub mod session;
 pub mod sls;

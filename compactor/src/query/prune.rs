@@ -90,8 +90,10 @@ impl Need {
 pub struct Pruning {
     /// Per file name: whether each row group is read.
     files: HashMap<String, Vec<bool>>,
-    /// Row groups skipped.
+    /// Row groups skipped by the index.
     pub skipped: usize,
+    /// Row groups skipped because their time rollups answer (see [`super::rollup`]).
+    pub rolled_up: usize,
 }
 
 impl Pruning {
@@ -113,7 +115,21 @@ impl Pruning {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.skipped == 0
+        self.skipped == 0 && self.rolled_up == 0
+    }
+
+    /// Whether a row group of a file (of the Delta log's `path`) is read.
+    pub fn reads(&self, path: &str, group: usize) -> bool {
+        self.files.get(file_name(path)).is_none_or(|read| read.get(group).copied().unwrap_or(true))
+    }
+
+    /// Skips a row group (of a file of `groups`) whose rows were counted from its rollup.
+    pub fn roll_up(&mut self, path: &str, groups: usize, group: usize) {
+        let read = self.files.entry(file_name(path).to_owned()).or_insert_with(|| vec![true; groups]);
+        if let Some(slot) = read.get_mut(group).filter(|r| **r) {
+            *slot = false;
+            self.rolled_up += 1;
+        }
     }
 
     /// A scan's files with the row groups to read attached; files with none left out.
@@ -215,8 +231,8 @@ mod tests {
     use crate::conformance::{shared, store};
     use crate::lake::Storage;
     use crate::lake::rows::{int_at, text_at};
-    use crate::lake::schema::{BATCH_ID, FileSettings, POSITION};
-    use crate::query::sls::Range;
+    use crate::lake::schema::{BATCH_ID, FileSettings, POSITION, TIME_NS};
+    use crate::query::sls::{self, Range};
     use crate::query::source::{Reading, Source};
     use crate::query::syntax;
     use proptest::prelude::*;
@@ -226,8 +242,8 @@ mod tests {
     const VOCABULARY: [&str; 10] =
         ["alpha", "Beta", "gamma", "ERR", "ok", "x-1", "10.0.0.1", "/api/v1", "a.b", "delta"];
 
-    /// Logs of `(message words, field k, level)`, one second apart, in `groups` raw
-    /// batches, compacted with 3-row row groups.
+    /// Logs of `(message words, field k, level (3: none))`, two per second, in `groups`
+    /// raw batches, compacted with 3-row row groups.
     async fn table(logs: &[(Vec<usize>, usize, usize)], groups: usize, start_ns: i64) -> Storage {
         let storage = crate::lake::store::open("memory://", &Default::default()).unwrap();
         let per_group = logs.len().div_ceil(groups.max(1)).max(1);
@@ -240,14 +256,14 @@ mod tests {
                     let message: Vec<&str> = words.iter().map(|w| VOCABULARY[*w]).collect();
                     let content =
                         |key: &str, value: &str| Content { key: key.into(), value: value.as_bytes().to_vec() };
+                    let mut contents = vec![content("message", &message.join(" ")), content("k", VOCABULARY[*k])];
+                    if let Some(level) = ["info", "error", "WARN"].get(*level) {
+                        contents.push(content("level", level));
+                    }
                     Log {
-                        time: u32::try_from((start_ns + n * SECOND) / SECOND).unwrap(),
-                        contents: vec![
-                            content("message", &message.join(" ")),
-                            content("k", VOCABULARY[*k]),
-                            content("level", ["info", "error", "WARN"][*level]),
-                        ],
-                        time_ns: None,
+                        time: u32::try_from((start_ns + n / 2 * SECOND) / SECOND).unwrap(),
+                        contents,
+                        time_ns: Some(u32::try_from(n % 2 * 1000).unwrap()),
                         values: vec![],
                     }
                 })
@@ -333,7 +349,7 @@ mod tests {
         #[test]
         fn the_index_never_changes_an_answer(
             logs in proptest::collection::vec(
-                (proptest::collection::vec(0..VOCABULARY.len(), 1..4), 0..VOCABULARY.len(), 0..3usize), 1..40),
+                (proptest::collection::vec(0..VOCABULARY.len(), 1..4), 0..VOCABULARY.len(), 0..4usize), 1..40),
             groups in 1..4usize,
             queries in proptest::collection::vec(query(), 1..6),
         ) {
@@ -343,6 +359,96 @@ mod tests {
                 for query in &queries {
                     let (with, without, _) = both_ways(&storage, query, start_ns()).await;
                     assert_eq!(with, without, "{query}");
+                }
+            });
+        }
+    }
+
+    /// A histogram of `[from, to)` (seconds; the range starts `part` ns after `from`) as
+    /// GetHistograms answers it, and counted from every row; and the row groups counted
+    /// from rollups.
+    async fn histograms(storage: &Storage, query: &str, from: i64, part: i64, to: i64) -> (Vec<u64>, Vec<u64>, usize) {
+        let shared = shared(storage);
+        let range = Range::new(from, part, to, 0).unwrap();
+        let reading = Reading {
+            project: "suite",
+            logstore: "idx",
+            from_ns: range.from_ns,
+            to_ns: range.to_ns,
+            now_ns: range.to_ns,
+        };
+        let source = Source::open(&shared, reading).await.unwrap();
+        let query = syntax::parse(query).unwrap();
+        let answer = sls::histogram(&source, range, from, to, None, &query).await.unwrap();
+        let width_ns = (answer[0].1 - answer[0].0) * SECOND;
+        let filter = range.filter().and(source.functions.filter(&query.search));
+        let mut counted = vec![0; answer.len()];
+        for batch in source.logs().filter(filter).unwrap().collect().await.unwrap() {
+            for row in 0..batch.num_rows() {
+                let bucket = (int_at(&batch, TIME_NS, row).unwrap() - range.from_ns) / width_ns;
+                if let Some(slot) = counted.get_mut(usize::try_from(bucket).unwrap()) {
+                    *slot += 1;
+                }
+            }
+        }
+        (answer.iter().map(|b| b.2).collect(), counted, source.scanned.get().row_groups_rolled_up)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn histograms_count_whole_row_groups_from_rollups() {
+        let logs: Vec<_> = (0..60).map(|i| (vec![i % 4], 4, i % 4)).collect();
+        let start = start_ns() / SECOND;
+        let storage = table(&logs, 2, start_ns()).await;
+        for query in ["*", "level: ERROR", "not level: error", "level: info or level: warn", "alpha"] {
+            let (answer, counted, rolled_up) = histograms(&storage, query, start, 0, start + 30).await;
+            assert_eq!(answer, counted, "{query}");
+            assert_eq!(rolled_up > 0, query != "alpha", "{query}: {rolled_up} row groups counted from rollups");
+        }
+        let (answer, _, rolled_up) = histograms(&storage, "*", start, 0, start + 30).await;
+        assert_eq!((answer.iter().sum::<u64>(), rolled_up), (60, 20), "every row group, none read");
+        // A range ending within the data: the row groups past its end are read.
+        let (answer, counted, rolled_up) = histograms(&storage, "*", start, 0, start + 20).await;
+        assert_eq!((answer.iter().sum::<u64>(), &answer), (40, &counted));
+        assert!(rolled_up > 10 && rolled_up < 20, "{rolled_up}");
+        // Subintervals that start within a second: every second straddles two of them.
+        let (answer, counted, rolled_up) = histograms(&storage, "*", start, 1, start + 30).await;
+        assert_eq!((answer.iter().sum::<u64>(), &answer, rolled_up), (59, &counted, 0));
+    }
+
+    fn level_query() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            (0..4usize).prop_map(|l| format!("level: {}", ["INFO", "error", "warn", "nope"][l])),
+            Just("*".to_owned()),
+        ];
+        leaf.prop_recursive(3, 8, 2, |inner| {
+            prop_oneof![
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a}) and ({b})")),
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a}) or ({b})")),
+                inner.prop_map(|a| format!("not ({a})")),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+        /// Random logs, ranges and searches: histograms from rollups count exactly what
+        /// the rows hold.
+        #[test]
+        fn rollups_never_change_a_histogram(
+            logs in proptest::collection::vec((Just(vec![0]), Just(0), 0..4usize), 1..40),
+            groups in 1..4usize,
+            ranges in proptest::collection::vec((-3..25i64, 0..2i64, 1..130i64), 1..4),
+            queries in proptest::collection::vec(prop_oneof![level_query(), query()], 1..4),
+        ) {
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            runtime.block_on(async {
+                let storage = table(&logs, groups, start_ns()).await;
+                let start = start_ns() / SECOND;
+                for ((offset, part, length), query) in ranges.iter().zip(queries.iter().cycle()) {
+                    let from = start + offset;
+                    let part = part * SECOND / 2;
+                    let (answer, counted, _) = histograms(&storage, query, from, part, from + length).await;
+                    assert_eq!(answer, counted, "{query} over [{from}+{part}ns, {})", from + length);
                 }
             });
         }

@@ -25,6 +25,8 @@ pub struct ScanStats {
     pub row_groups_pruned_by_bloom: usize,
     /// Row groups skipped by the token index, before their files were opened.
     pub row_groups_pruned_by_index: usize,
+    /// Row groups counted from their time rollups instead of read (histograms).
+    pub row_groups_rolled_up: usize,
     pub bytes: usize,
     /// Rows the scans produced, after pushed-down filters.
     pub rows: usize,
@@ -34,12 +36,13 @@ impl fmt::Display for ScanStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "files={} row_groups={}/{} bloom_pruned={} index_pruned={} bytes={} rows={}",
+            "files={} row_groups={}/{} bloom_pruned={} index_pruned={} rolled_up={} bytes={} rows={}",
             self.files,
             self.row_groups_read,
             self.row_groups,
             self.row_groups_pruned_by_bloom,
             self.row_groups_pruned_by_index,
+            self.row_groups_rolled_up,
             self.bytes,
             self.rows
         )
@@ -118,9 +121,11 @@ impl Scanned {
         Ok(batches)
     }
 
-    /// Row groups the token index skipped.
-    pub fn add_index_pruned(&self, row_groups: usize) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).row_groups_pruned_by_index += row_groups;
+    /// Row groups the token index skipped, and those counted from time rollups.
+    pub fn add_skipped(&self, by_index: usize, rolled_up: usize) {
+        let mut stats = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        stats.row_groups_pruned_by_index += by_index;
+        stats.row_groups_rolled_up += rolled_up;
     }
 
     pub fn get(&self) -> ScanStats {

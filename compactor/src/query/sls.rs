@@ -11,6 +11,7 @@ use datafusion::prelude::{DataFrame, col, lit};
 use sluice_ingest::layout::{partition_date, partition_floor};
 use std::collections::HashMap;
 
+use super::rollup::Buckets;
 use super::source::Source;
 use super::syntax::Query;
 use super::{QueryError, session, sql};
@@ -74,14 +75,26 @@ pub async fn selected(
     topic: Option<&str>,
     query: &Query,
 ) -> Result<DataFrame, QueryError> {
+    select(source, source.logs_for(&query.search).await?, range, topic, query)
+}
+
+/// The rows of `logs` a search selects in a range, with an optional topic.
+fn select(
+    source: &Source,
+    logs: DataFrame,
+    range: Range,
+    topic: Option<&str>,
+    query: &Query,
+) -> Result<DataFrame, QueryError> {
     let mut filter = range.filter().and(source.functions.filter(&query.search));
     if let Some(topic) = topic.filter(|t| !t.is_empty()) {
         filter = filter.and(col(TOPIC).eq(lit(topic)));
     }
-    Ok(source.logs_for(&query.search).await?.filter(filter)?)
+    Ok(logs.filter(filter)?)
 }
 
-/// Counts per subinterval of `[from, to)` (seconds): `(from, to, count)`.
+/// Counts per subinterval of `[from, to)` (seconds): `(from, to, count)`. Without a
+/// topic, the row groups whose time rollups answer are counted without being read.
 pub async fn histogram(
     source: &Source,
     range: Range,
@@ -92,13 +105,15 @@ pub async fn histogram(
 ) -> Result<Vec<(i64, i64, u64)>, QueryError> {
     let intervals = subintervals(from, to);
     let width_ns = intervals.first().map_or(1, |(a, b)| (b - a).max(1)) * 1_000_000_000;
+    let buckets = Buckets { from_ns: range.from_ns, to_ns: range.to_ns, width_ns, count: intervals.len() };
+    let rollups = topic.is_none_or(str::is_empty).then_some(&buckets);
+    let (logs, mut by_bucket) = source.logs_counting(&query.search, rollups).await?;
+    by_bucket.resize(intervals.len(), 0);
     let bucket = ((col(TIME_NS) - lit(range.from_ns)) / lit(width_ns)).alias("bucket");
-    let counts = selected(source, range, topic, query)
-        .await?
+    let counts = select(source, logs, range, topic, query)?
         .select(vec![bucket])?
         .aggregate(vec![col("bucket")], vec![count(lit(1)).alias("n")])?;
     let counts = source.scanned.collect(counts, source.limits.max_result_bytes).await?;
-    let mut by_bucket: HashMap<i64, u64> = HashMap::new();
     for batch in counts {
         let buckets = cast(batch.column(0), &DataType::Int64)?;
         let ns = cast(batch.column(1), &DataType::Int64)?;
@@ -107,14 +122,12 @@ pub async fn histogram(
             ns.as_primitive::<datafusion::arrow::datatypes::Int64Type>(),
         );
         for i in 0..batch.num_rows() {
-            *by_bucket.entry(buckets.value(i)).or_default() += ns.value(i) as u64;
+            if let Some(slot) = usize::try_from(buckets.value(i)).ok().and_then(|b| by_bucket.get_mut(b)) {
+                *slot += ns.value(i) as u64;
+            }
         }
     }
-    Ok(intervals
-        .iter()
-        .enumerate()
-        .map(|(i, (a, b))| (*a, *b, by_bucket.get(&(i as i64)).copied().unwrap_or(0)))
-        .collect())
+    Ok(intervals.iter().zip(by_bucket).map(|((a, b), n)| (*a, *b, n)).collect())
 }
 
 /// What GetLogs asks for besides the range and the query.

@@ -20,6 +20,7 @@ use std::time::Duration;
 use super::deadline::Deadline;
 use super::filter::Functions;
 use super::prune::{Need, Pruned, Pruning};
+use super::rollup::{self, Buckets};
 use super::scan::Scanned;
 use super::syntax::Search;
 use super::{QueryError, QueryLimits, session};
@@ -264,22 +265,39 @@ impl Source {
     /// table's scans reading only the row groups whose token index may hold the
     /// search's tokens (see [`prune`]).
     pub async fn logs_for(&self, search: &Search) -> Result<DataFrame, QueryError> {
+        Ok(self.logs_counting(search, None).await?.0)
+    }
+
+    /// [`Self::logs_for`] for a histogram over `buckets`: the rows of the row groups that
+    /// time rollups answer (see [`rollup`]) are counted, per subinterval, and not read.
+    pub async fn logs_counting(
+        &self,
+        search: &Search,
+        buckets: Option<&Buckets>,
+    ) -> Result<(DataFrame, Vec<u64>), QueryError> {
         let need = Need::of(search);
-        let Some(provider) = self.compacted.clone().filter(|_| !need.is_anything()) else { return Ok(self.logs()) };
+        let mut counts = vec![0; buckets.map_or(0, |b| b.count)];
+        let rolls = buckets.is_some() && rollup::on_level(search, None).is_some();
+        let Some(provider) = self.compacted.clone().filter(|_| rolls || !need.is_anything()) else {
+            return Ok((self.logs(), counts));
+        };
         let indexes = self.read_indexes().await?;
-        let pruning = Pruning::new(
-            &need,
-            self.files.iter().zip(&indexes).filter_map(|(f, i)| Some((f.path.as_str(), f.size, i.as_deref()?))),
-        );
-        if pruning.is_empty() {
-            return Ok(self.logs());
+        let files =
+            || self.files.iter().zip(&indexes).filter_map(|(f, i)| Some((f.path.as_str(), f.size, i.as_deref()?)));
+        let mut pruning = Pruning::new(&need, files());
+        if let Some(buckets) = buckets {
+            rollup::count(search, buckets, files(), &mut pruning, &mut counts);
         }
-        self.scanned.add_index_pruned(pruning.skipped);
+        if pruning.is_empty() {
+            return Ok((self.logs(), counts));
+        }
+        self.scanned.add_skipped(pruning.skipped, pruning.rolled_up);
         let compacted = self.ctx.read_table(Arc::new(Pruned { inner: provider, pruning: Arc::new(pruning) }))?;
-        Ok(match &self.fresh {
+        let logs = match &self.fresh {
             Some(fresh) => compacted.union(fresh.clone())?,
             None => compacted,
-        })
+        };
+        Ok((logs, counts))
     }
 
     /// The token index of each data file in the range (read once, then cached).
