@@ -298,6 +298,7 @@ fn main() {
         storage: storage.clone(),
         cache: Cache::default(),
         lookback: Duration::from_secs(86_400),
+        listing_for: Duration::from_secs(1),
         limits: sluice_compactor::query::QueryLimits::default(),
     };
     let nothing = Reading { project: PROJECT, logstore: LOGSTORE, from_ns: 0, to_ns: 1, now_ns: now_ns() };

@@ -86,6 +86,7 @@ pub(crate) fn shared(storage: &Storage) -> Shared {
         storage: storage.clone(),
         cache: Cache::default(),
         lookback: Duration::from_secs(86_400),
+        listing_for: Duration::ZERO,
         limits: QueryLimits::default(),
     }
 }

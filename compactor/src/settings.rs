@@ -89,6 +89,10 @@ pub struct QuerySettings {
     pub max_series: u64,
     /// Longest query text, in bytes.
     pub max_query_bytes: usize,
+    /// How long a logstore's listing of raw batches (and the table version read with it)
+    /// serves queries before it is taken again, in milliseconds. Batches this server
+    /// stores itself are seen at once; those the edge stores, within this long.
+    pub listing_ms: u64,
 }
 
 impl Default for QuerySettings {
@@ -103,6 +107,7 @@ impl Default for QuerySettings {
             max_result_mb: (limits.max_result_bytes >> 20) as u64,
             max_series: limits.sql.max_series,
             max_query_bytes: limits.max_query_bytes,
+            listing_ms: 1000,
         }
     }
 }

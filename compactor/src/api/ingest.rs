@@ -14,6 +14,7 @@ use sluice_ingest::{Context, Endpoint, Headers, IngestError, Request};
 use std::sync::Arc;
 
 use super::{AppState, headers_of, now_ns, read_body, to_http, unrouted};
+use crate::lake::raw::Pending;
 
 pub async fn ingest(
     State(state): State<Arc<AppState>>,
@@ -58,8 +59,13 @@ pub async fn ingest(
     };
     if let Some(batch) = accepted.batch.as_ref() {
         let key = batch.key.to_string();
+        let size = batch.bytes.len() as u64;
         match put(&state, &key, batch.bytes.clone()).await {
-            Ok(_) => tracing::debug!(request_id, key, records = accepted.records, "stored"),
+            Ok(_) => {
+                tracing::debug!(request_id, key, records = accepted.records, "stored");
+                let stored = Pending { key: batch.key.clone(), size, received_ns: now_ns() };
+                state.queries.cache.note_stored(stored);
+            }
             Err(error) => {
                 tracing::warn!(request_id, key, %error, "storing the raw batch failed");
                 return to_http(accepted.storage_failed(&request_id));

@@ -115,6 +115,7 @@ impl AppState {
                 storage: storage.clone(),
                 cache: Cache::default(),
                 lookback: Duration::from_secs(settings.compaction.lookback_hours * 3600),
+                listing_for: Duration::from_millis(settings.query.listing_ms),
                 limits,
             },
             histograms: jobs::Jobs::new(keep, limiter.clone(), queries.clone(), budget),

@@ -3,7 +3,11 @@
 //!
 //! Raw batches are listed first and the table opened second: a batch compacted in
 //! between is then in the table and recognized as consumed (its transaction), never
-//! counted twice nor missed. Decoded raw batches are cached until they disappear.
+//! counted twice nor missed. The two together (a [`View`]) serve the queries of the next
+//! `listing_for` (with the batches this server stores added as it stores them), so a
+//! query does not list the logstore nor read the Delta log each time; a batch listed
+//! but gone since (compacted into a newer version) makes the query start over with a
+//! new view. Decoded raw batches are cached until they disappear.
 
 use datafusion::arrow::array::{RecordBatch, new_null_array};
 use datafusion::arrow::compute::cast;
@@ -15,7 +19,7 @@ use datafusion::prelude::DataFrame;
 use sluice_ingest::batch::BatchId;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::deadline::Deadline;
 use super::filter::Functions;
@@ -25,7 +29,7 @@ use super::scan::Scanned;
 use super::syntax::Search;
 use super::{QueryError, QueryLimits, session};
 use crate::lake::index::{self, FileIndex};
-use crate::lake::raw::{self, ReceivedBatch};
+use crate::lake::raw::{self, Pending, ReceivedBatch};
 use crate::lake::rows::to_record_batch;
 use crate::lake::{LakeError, Storage, schema, table};
 use datafusion::datasource::TableProvider;
@@ -44,10 +48,34 @@ pub struct Cache {
     consumed: Mutex<HashMap<(String, u64), Consumed>>,
     /// Token indexes by object key (`None`: the file has none). Data files never change.
     indexes: Arc<Indexes>,
-    /// Each table as last read, brought up to date by reading only the newer commits.
-    tables: Mutex<HashMap<String, deltalake::DeltaTable>>,
+    /// Each logstore as last looked at; its table is brought up to date by reading only
+    /// the newer commits.
+    views: Mutex<HashMap<String, View>>,
     /// Each table version's data files.
     files: Mutex<HashMap<String, VersionFiles>>,
+}
+
+/// A logstore's raw batches as listed at `taken`, and its table as read right after.
+#[derive(Clone, Debug)]
+struct View {
+    taken: Instant,
+    pending: Arc<Vec<Pending>>,
+    table: Option<deltalake::DeltaTable>,
+}
+
+impl Cache {
+    /// Notes a raw batch this server just stored, so queries see it before the next
+    /// listing.
+    pub fn note_stored(&self, stored: Pending) {
+        let key = table_prefix(&stored.key.project, &stored.key.logstore);
+        if let Some(view) = self.views.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&key) {
+            Arc::make_mut(&mut view.pending).push(stored);
+        }
+    }
+
+    fn forget(&self, project: &str, logstore: &str) {
+        self.views.lock().unwrap_or_else(|e| e.into_inner()).remove(&table_prefix(project, logstore));
+    }
 }
 
 /// A table version and its data files.
@@ -131,12 +159,13 @@ impl std::fmt::Debug for Source {
 }
 
 /// What every query shares: the lake, decoded raw batches, how far back commits are
-/// checked for consumed batches, and the limits.
+/// checked for consumed batches, how long a view serves, and the limits.
 #[derive(Debug)]
 pub struct Shared {
     pub storage: Storage,
     pub cache: Cache,
     pub lookback: Duration,
+    pub listing_for: Duration,
     pub limits: QueryLimits,
 }
 
@@ -162,12 +191,11 @@ impl Source {
     pub async fn open(shared: &Shared, reading: Reading<'_>) -> Result<Self, QueryError> {
         let Reading { project, logstore, from_ns, to_ns, now_ns } = reading;
         let (storage, cache, limits) = (&shared.storage, &shared.cache, &shared.limits);
-        let pending = raw::list(storage.store.as_ref(), project, logstore).await?;
+        let View { pending, table, .. } = view(shared, project, logstore).await?;
         let runtime = session::runtime(limits)?;
         let deadline = Deadline::after(limits.timeout);
         let ctx = session::scan(runtime.clone(), deadline);
         let mut functions = Functions::new(&ctx)?;
-        let table = open_table(cache, storage, project, logstore).await?;
         let (mut schema, mut version, mut consumed): (Option<SchemaRef>, Option<u64>, Arc<HashSet<BatchId>>) =
             (None, None, Arc::default());
         let (mut compacted, mut provider, mut files) = (None, None, Arc::default());
@@ -190,14 +218,17 @@ impl Source {
         let live: HashSet<String> = pending.iter().map(|p| p.key.to_string()).collect();
         cache.batches.lock().unwrap_or_else(|e| e.into_inner()).retain(|k, _| live.contains(k));
         let mut fresh = Vec::new();
-        for p in pending.into_iter().filter(|p| !consumed.contains(&p.key.id)) {
+        for p in pending.iter().filter(|p| !consumed.contains(&p.key.id)) {
             let key = p.key.to_string();
             let cached = cache.batches.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
             let received = match cached {
                 Some(r) => r,
                 None => {
-                    // Gone since the listing: compacted, it is in the table now.
-                    let bytes = raw::read(storage.store.as_ref(), &p.key).await?.ok_or(QueryError::Retry)?;
+                    // Gone since the listing: compacted, it is in a newer version.
+                    let Some(bytes) = raw::read(storage.store.as_ref(), &p.key).await? else {
+                        cache.forget(project, logstore);
+                        return Err(QueryError::Retry);
+                    };
                     let Ok(decoded) = raw::decode(&bytes) else {
                         tracing::warn!(key, "skipping an unreadable raw batch");
                         continue;
@@ -328,27 +359,26 @@ impl Source {
     }
 }
 
-/// A logstore's table at its latest version: the one read before, updated with the
-/// commits since (one listing of the log), or opened.
-async fn open_table(
-    cache: &Cache,
-    storage: &Storage,
-    project: &str,
-    logstore: &str,
-) -> Result<Option<deltalake::DeltaTable>, QueryError> {
+/// A logstore's raw batches and table: the view taken less than `listing_for` ago, or a
+/// new one (its table updated with the commits since, or opened).
+async fn view(shared: &Shared, project: &str, logstore: &str) -> Result<View, QueryError> {
     let key = table_prefix(project, logstore);
-    let cached = cache.tables.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
-    let table = match cached {
+    let cached = shared.cache.views.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
+    if let Some(view) = cached.as_ref().filter(|v| v.taken.elapsed() < shared.listing_for) {
+        return Ok(view.clone());
+    }
+    let taken = Instant::now();
+    let pending = Arc::new(raw::list(shared.storage.store.as_ref(), project, logstore).await?);
+    let table = match cached.and_then(|v| v.table) {
         Some(mut table) => {
             table.update_state().await?;
             Some(table)
         }
-        None => table::open(storage, project, logstore).await?,
+        None => table::open(&shared.storage, project, logstore).await?,
     };
-    if let Some(table) = &table {
-        cache.tables.lock().unwrap_or_else(|e| e.into_inner()).insert(key, table.clone());
-    }
-    Ok(table)
+    let view = View { taken, pending, table };
+    shared.cache.views.lock().unwrap_or_else(|e| e.into_inner()).insert(key, view.clone());
+    Ok(view)
 }
 
 /// The data files of a table version, with their partition (listed once per version).
