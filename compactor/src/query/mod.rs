@@ -14,6 +14,7 @@
 pub mod bounded;
 pub mod deadline;
 pub mod filter;
+pub mod page;
 pub mod proliferate;
 pub mod prune;
 pub mod rollup;

@@ -13,6 +13,8 @@ use crate::lake::rows::text_at;
 use crate::lake::schema::{BATCH_ID, DATE, LEVEL, MESSAGE, POSITION, TIME_NS, TRACE_ID};
 
 use super::QueryError;
+use super::page;
+use super::sls::Range;
 use super::source::Source;
 use super::syntax::{Key, Search, Term};
 
@@ -74,11 +76,11 @@ pub async fn search(source: &Source, params: &SearchParams) -> Result<Page, Quer
     let search = needs.into_iter().reduce(|a, b| Search::And(Box::new(a), Box::new(b))).unwrap_or(Search::All);
     let selected = source.logs_for(&search).await?.filter(filter)?;
     let total = count_rows(source, selected.clone()).await?;
-    let newest_first = |c: &str| SortExpr::new(col(c), false, false);
-    let page = selected
-        .sort(vec![newest_first(TIME_NS), newest_first(BATCH_ID), newest_first(POSITION)])?
-        .limit(params.offset, Some(params.limit))?;
-    let batches = source.scanned.collect(page, source.limits.max_result_bytes).await?;
+    let range = Range {
+        from_ns: params.start_ns.unwrap_or(i64::MIN),
+        to_ns: params.end_ns.map_or(i64::MAX, |end| end.saturating_add(1)),
+    };
+    let batches = page::first_in_time(source, selected, range, true, params.offset, params.limit).await?;
     let shown = (params.offset + batches.iter().map(RecordBatch::num_rows).sum::<usize>()) as u64;
     let has_more = shown > 0 && shown < total;
     Ok(Page { batches, total, has_more })

@@ -454,6 +454,94 @@ mod tests {
         }
     }
 
+    /// Page `(offset, limit, newest first)` of a search over `[from, to)` seconds, as
+    /// GetLogs answers it (windows, stopping early), and by one sort of every row.
+    async fn pages(
+        storage: &Storage,
+        query: &str,
+        (from, to): (i64, i64),
+        (offset, limit, newest_first): (usize, usize, bool),
+    ) -> (Vec<String>, Vec<String>) {
+        let shared = shared(storage);
+        let range = Range::new(from, 0, to, 0).unwrap();
+        let reading = Reading {
+            project: "suite",
+            logstore: "idx",
+            from_ns: range.from_ns,
+            to_ns: range.to_ns,
+            now_ns: range.to_ns,
+        };
+        let source = Source::open(&shared, reading).await.unwrap();
+        let query = syntax::parse(query).unwrap();
+        let ids = |batches: Vec<datafusion::arrow::array::RecordBatch>| -> Vec<String> {
+            batches
+                .iter()
+                .flat_map(|b| {
+                    (0..b.num_rows()).map(move |r| {
+                        let id = text_at(b.column_by_name(BATCH_ID).unwrap().as_ref(), r).unwrap_or_default();
+                        format!("{}/{id}/{}", int_at(b, TIME_NS, r).unwrap(), int_at(b, POSITION, r).unwrap())
+                    })
+                })
+                .collect()
+        };
+        let selected = sls::selected(&source, range, None, &query).await.unwrap();
+        let page = crate::query::page::first_in_time(&source, selected.clone(), range, newest_first, offset, limit);
+        let windows = ids(page.await.unwrap());
+        let order =
+            |c: &str| datafusion::logical_expr::SortExpr::new(datafusion::prelude::col(c), !newest_first, false);
+        let sorted = selected.sort(vec![order(TIME_NS), order(BATCH_ID), order(POSITION)]).unwrap();
+        let whole = ids(sorted.limit(offset, Some(limit)).unwrap().collect().await.unwrap());
+        (windows, whole)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_newest_logs_are_read_from_the_newest_windows() {
+        let logs: Vec<_> = (0..60).map(|i| (vec![i % 4], 4, i % 4)).collect();
+        let start = start_ns() / SECOND;
+        let storage = table(&logs, 3, start_ns()).await;
+        let (windows, whole) = pages(&storage, "*", (start, start + 30), (2, 5, true)).await;
+        assert_eq!((windows.len(), &windows), (5, &whole));
+        let (windows, whole) = pages(&storage, "alpha", (start - 5, start + 40), (0, 100, false)).await;
+        assert_eq!((windows.len(), &windows), (15, &whole));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+        /// Random logs (compacted and not), searches, ranges and pages: reading windows
+        /// newest (or oldest) first gives the page one sort gives.
+        #[test]
+        fn windows_never_change_a_page(
+            logs in proptest::collection::vec(
+                (proptest::collection::vec(0..VOCABULARY.len(), 1..3), 0..VOCABULARY.len(), 0..4usize), 1..40),
+            fresh in proptest::collection::vec(0..40i64, 0..6),
+            groups in 1..4usize,
+            pages_asked in proptest::collection::vec(
+                (query(), (-3..25i64, 1..40i64), (0..6usize, 1..8usize, any::<bool>())), 1..4),
+        ) {
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            runtime.block_on(async {
+                let storage = table(&logs, groups, start_ns()).await;
+                // Raw batches not compacted yet, at times among the table's.
+                let start = start_ns() / SECOND;
+                let fresh_logs = fresh
+                    .iter()
+                    .map(|s| Log {
+                        time: u32::try_from(start + s / 2).unwrap(),
+                        contents: vec![Content { key: "message".into(), value: b"alpha fresh".to_vec() }],
+                        time_ns: Some(u32::try_from(s * 7).unwrap()),
+                        values: vec![],
+                    })
+                    .collect();
+                store(&storage, "idx", &LogGroup { logs: fresh_logs, ..LogGroup::default() }).await.unwrap();
+                for (query, (offset, length), page) in &pages_asked {
+                    let range = (start + offset, start + offset + length);
+                    let (windows, whole) = pages(&storage, query, range, *page).await;
+                    assert_eq!(windows, whole, "{query} over {range:?}, page {page:?}");
+                }
+            });
+        }
+    }
+
     fn need(query: &str) -> Need {
         Need::of(&syntax::parse(query).unwrap_or_else(|e| panic!("{e}")).search)
     }

@@ -11,6 +11,7 @@ use datafusion::prelude::{DataFrame, col, lit};
 use sluice_ingest::layout::{partition_date, partition_floor};
 use std::collections::HashMap;
 
+use super::page;
 use super::rollup::Buckets;
 use super::source::Source;
 use super::syntax::Query;
@@ -166,11 +167,7 @@ pub async fn logs(
 ) -> Result<Logs, QueryError> {
     let selected = selected(source, range, topic, query).await?;
     let Some(sql) = &query.sql else {
-        let order = |c: &str| SortExpr::new(col(c), !page.reverse, false);
-        let page = selected
-            .sort(vec![order(TIME_NS), order(BATCH_ID), order(POSITION)])?
-            .limit(page.offset, Some(page.line))?;
-        let batches = source.scanned.collect(page, source.limits.max_result_bytes).await?;
+        let batches = page::first_in_time(source, selected, range, page.reverse, page.offset, page.line).await?;
         return Ok(Logs { batches, has_sql: false, keys: Vec::new() });
     };
     let analytic = sql::prepare(sql, &source.limits.sql).map_err(QueryError::InvalidQuery)?;

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use super::deadline::Deadline;
 use super::filter::Functions;
+use super::page::Chunk;
 use super::prune::{Need, Pruned, Pruning};
 use super::rollup::{self, Buckets};
 use super::scan::Scanned;
@@ -116,6 +117,9 @@ struct DataFile {
     path: String,
     size: u64,
     date: String,
+    /// Its rows' first and last time, and how many, from the Delta statistics.
+    time: Option<(i64, i64)>,
+    rows: Option<u64>,
 }
 
 /// A logstore opened for one query: the table and the fresh raw batches, as one
@@ -134,6 +138,8 @@ pub struct Source {
     compacted: Option<Arc<dyn TableProvider>>,
     files: Arc<Vec<DataFile>>,
     fresh: Option<DataFrame>,
+    /// The fresh raw batches' times and rows.
+    fresh_chunks: Vec<Chunk>,
     table_prefix: String,
     store: Arc<dyn ObjectStore>,
     indexes: Arc<Indexes>,
@@ -250,6 +256,14 @@ impl Source {
         let frequent = schema::frequent_keys(&schema);
         let mut raw_rows = 0;
         let raw_batches = fresh.len();
+        let fresh_chunks = fresh
+            .iter()
+            .map(|r| Chunk {
+                min_ns: r.batch.header.min_time_ns,
+                max_ns: r.batch.header.max_time_ns,
+                rows: u64::from(r.batch.header.record_count),
+            })
+            .collect();
         let fresh = if fresh.is_empty() {
             None
         } else {
@@ -275,6 +289,7 @@ impl Source {
             compacted: provider,
             files,
             fresh,
+            fresh_chunks,
             table_prefix: table_prefix(project, logstore),
             store: storage.store.clone(),
             indexes: cache.indexes.clone(),
@@ -329,6 +344,21 @@ impl Source {
             None => compacted,
         };
         Ok((logs, counts))
+    }
+
+    /// What is known of where the logs in the range are: each data file whose partition
+    /// the range reaches (a file without statistics as if spread over the whole range),
+    /// and each fresh raw batch.
+    pub fn chunks(&self) -> Vec<Chunk> {
+        let (from, to) = (partition_floor(self.range.0), partition_date(self.range.1.saturating_sub(1)));
+        let in_range = |f: &&DataFile| f.date.as_str() >= from.as_str() && f.date.as_str() <= to.as_str();
+        let files = self.files.iter().filter(in_range).map(|f| match (f.time, f.rows) {
+            (Some((min_ns, max_ns)), Some(rows)) => Chunk { min_ns, max_ns, rows },
+            _ => {
+                Chunk { min_ns: self.range.0, max_ns: self.range.1.saturating_sub(1), rows: f.rows.unwrap_or(1 << 20) }
+            }
+        });
+        files.chain(self.fresh_chunks.iter().copied()).collect()
     }
 
     /// The token index of each data file in the range (read once, then cached).
@@ -394,11 +424,23 @@ async fn data_files(cache: &Cache, delta: &deltalake::DeltaTable) -> Result<Arc<
     while let Some(view) = views.next().await {
         let view = view?;
         let Some(Some(date)) = view.partition_values_map().get(schema::DATE).cloned() else { continue };
-        files.push(DataFile { path: view.path().to_string(), size: view.size() as u64, date });
+        let time = time_stat(view.min_values()).zip(time_stat(view.max_values()));
+        let rows = view.num_records().map(|n| n as u64);
+        files.push(DataFile { path: view.path().to_string(), size: view.size() as u64, date, time, rows });
     }
     let files = Arc::new(files);
     cache.files.lock().unwrap_or_else(|e| e.into_inner()).insert(key, (version, files.clone()));
     Ok(files)
+}
+
+/// The `time_ns` of a file's minimum or maximum values.
+fn time_stat(values: Option<delta_kernel::expressions::Scalar>) -> Option<i64> {
+    let Some(delta_kernel::expressions::Scalar::Struct(values)) = values else { return None };
+    let (_, value) = values.fields().iter().zip(values.values()).find(|(f, _)| f.name() == schema::TIME_NS)?;
+    match value {
+        delta_kernel::expressions::Scalar::Long(ns) => Some(*ns),
+        _ => None,
+    }
 }
 
 /// Rows built with the table's schema, as the table provider shows them: its column
