@@ -1,15 +1,17 @@
-//! Query speed against DuckDB on the same Parquet files, in one run.
+//! Query speed against DuckDB and chDB on the same Parquet files, in one run.
 //!
 //!     cargo bench -p sluice-compactor --bench query -- [LOGS] [RUNS]
 //!
 //! Generates LOGS (default 10,000,000) application logs over three days as SLS raw
-//! batches, compacts them into the logstore's Delta table (kept under
-//! `$SLUICE_CACHE/bench/query-LOGS` for later runs), then runs each query RUNS times
-//! (default 5) the way `sluice serve` does (open the table, plan, execute, render) and
-//! the equivalent SQL as many times in DuckDB (PyPI `duckdb`, through
-//! `duckdb_queries.py`, with the venv `scripts/setup-python` makes) over exactly the
-//! table's current Parquet files, both on every core. It checks that both give the same
-//! answer and prints the medians and their ratio.
+//! batches (one holds a needle, one in a hundred a medium-rare word), compacts them into
+//! the logstore's Delta table (kept under `$SLUICE_CACHE/bench/query-v2-LOGS` for later
+//! runs), then runs each query RUNS times (default 5) the way `sluice serve` does (open
+//! the logstore, plan, execute, render), then through HTTP with the unmodified SLS
+//! Python SDK against a `sluice serve` in this process (`sdk_queries.py`), and the
+//! equivalent SQL as many times in DuckDB and chDB (PyPI `duckdb`, `chdb`, through
+//! `peers.py`, with the venv `scripts/setup-python bench` makes) over exactly the table's
+//! current Parquet files, all on every core. It checks that all give the same answer and
+//! prints the medians and their ratios.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -40,6 +42,8 @@ const LOGSTORE: &str = "app";
 const START_NS: i64 = 1_735_689_600_000_000_000; // 2025-01-01
 const SPAN_NS: i64 = 3 * 86_400 * 1_000_000_000;
 const NEEDLE: &str = "zq9needlex7";
+/// In one log of a hundred.
+const MEDIUM: &str = "mediumrare";
 
 /// What the generated data holds that the queries look for.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -64,6 +68,12 @@ fn generate(dir: &Path, logs: usize) -> Meta {
             let log = &mut group.logs[logs / 2 - written];
             let message = log.contents.iter_mut().find(|c| c.key == "message").unwrap();
             message.value = format!("payment gateway answered {NEEDLE} after a retry").into_bytes();
+        }
+        for (i, log) in group.logs.iter_mut().enumerate() {
+            if (written + i) % 100 == 42 {
+                let message = log.contents.iter_mut().find(|c| c.key == "message").unwrap();
+                message.value.extend_from_slice(format!(" {MEDIUM}").as_bytes());
+            }
         }
         if trace_id.is_empty() && written + group.logs.len() > logs * 2 / 3 {
             let log = &group.logs[group.logs.len() / 2];
@@ -91,13 +101,16 @@ fn generate(dir: &Path, logs: usize) -> Meta {
     Meta { logs: written, trace_id }
 }
 
-/// One query, as SLS asks it and as SQL for DuckDB.
+/// One query, as SLS asks it and as SQL for DuckDB and chDB.
 struct Case {
     name: &'static str,
     range: (i64, i64),
     sls: String,
     histogram: bool,
+    /// Newest first (GetLogs `reverse=true`).
+    reverse: bool,
     duckdb: String,
+    chdb: String,
 }
 
 /// The cases, in SQL for the table's layout: a field the table keeps as a column of its own
@@ -106,8 +119,30 @@ fn cases(meta: &Meta, frequent: &[String]) -> Vec<Case> {
     let field = |key: &str| {
         if frequent.iter().any(|k| k == key) { format!("frequent.{key}") } else { format!("fields['{key}']") }
     };
-    let in_frequent: String =
-        frequent.iter().map(|k| format!(" OR contains(lower(frequent.{k}), '{NEEDLE}')")).collect();
+    // Full text: the message, every field's value, the frequent fields.
+    let text = |word: &str, ch: bool| {
+        let frequent: String = frequent
+            .iter()
+            .map(|k| {
+                if ch {
+                    format!(" OR positionCaseInsensitive(frequent.{k}, '{word}') > 0")
+                } else {
+                    format!(" OR contains(lower(frequent.{k}), '{word}')")
+                }
+            })
+            .collect();
+        if ch {
+            format!(
+                "(positionCaseInsensitive(message, '{word}') > 0 OR \
+                 arrayExists(v -> positionCaseInsensitive(v, '{word}') > 0, mapValues(fields)){frequent})"
+            )
+        } else {
+            format!(
+                "(contains(lower(message), '{word}') OR \
+                 coalesce(len(list_filter(map_values(fields), lambda v: contains(lower(v), '{word}'))), 0) > 0{frequent})"
+            )
+        }
+    };
     let (from, to) = (START_NS / 1_000_000_000, (START_NS + SPAN_NS) / 1_000_000_000);
     let width = |from: i64, to: i64| {
         let (a, b) = sls::subintervals(from, to)[0];
@@ -115,84 +150,111 @@ fn cases(meta: &Meta, frequent: &[String]) -> Vec<Case> {
     };
     let within =
         |from: i64, to: i64| format!("time_ns >= {} AND time_ns < {}", from * 1_000_000_000, to * 1_000_000_000);
-    let histogram_sql = |from: i64, to: i64, filter: &str| {
+    let histogram_sql = |from: i64, to: i64, filter: &str, ch: bool| {
+        let bucket = if ch { "intDiv(time_ns - {f}, {w})" } else { "(time_ns - {f}) // {w}" }
+            .replace("{f}", &(from * 1_000_000_000).to_string())
+            .replace("{w}", &width(from, to).to_string());
+        let logs = if ch { "{logs}" } else { "logs" };
+        let count = if ch { "count()" } else { "count(*)" };
         format!(
-            "SELECT (time_ns - {}) // {} AS b, count(*) AS c FROM logs WHERE {}{filter} GROUP BY b ORDER BY b",
-            from * 1_000_000_000,
-            width(from, to),
+            "SELECT {bucket} AS b, {count} AS c FROM {logs} WHERE {}{filter} GROUP BY b ORDER BY b",
+            within(from, to)
+        )
+    };
+    let page_sql = |from: i64, to: i64, filter: &str, desc: bool, ch: bool| {
+        let logs = if ch { "{logs}" } else { "logs" };
+        let d = if desc { " DESC" } else { "" };
+        format!(
+            "SELECT time_ns FROM {logs} WHERE {} AND {filter} ORDER BY time_ns{d}, batch_id{d}, position{d} LIMIT 100",
             within(from, to)
         )
     };
     let hour = (from + 86_400 + 3600 * 5, from + 86_400 + 3600 * 6);
-    vec![
-        Case {
-            name: "histogram, 3 days",
-            range: (from, to),
-            sls: "*".into(),
-            histogram: true,
-            duckdb: histogram_sql(from, to, ""),
-        },
-        Case {
-            name: "histogram, 3 days, level: error",
-            range: (from, to),
-            sls: "level: error".into(),
-            histogram: true,
-            duckdb: histogram_sql(from, to, " AND lower(level) = 'error'"),
-        },
-        Case {
-            name: "histogram, 1 hour",
-            range: hour,
-            sls: "*".into(),
-            histogram: true,
-            duckdb: histogram_sql(hour.0, hour.1, ""),
-        },
-        Case {
-            name: "needle full-text search",
-            range: (from, to),
-            sls: NEEDLE.into(),
-            histogram: false,
-            duckdb: format!(
-                "SELECT * FROM logs WHERE {} AND (contains(lower(message), '{NEEDLE}') OR \
-                 coalesce(len(list_filter(map_values(fields), lambda v: contains(lower(v), '{NEEDLE}'))), 0) > 0{in_frequent}) \
-                 ORDER BY time_ns, batch_id, position LIMIT 100",
-                within(from, to)
-            ),
-        },
-        Case {
-            name: "trace id lookup",
-            range: (from, to),
-            sls: format!("trace_id: {}", meta.trace_id),
-            histogram: false,
-            duckdb: format!(
-                "SELECT * FROM logs WHERE {} AND trace_id = '{}' ORDER BY time_ns, batch_id, position LIMIT 100",
-                within(from, to),
-                meta.trace_id
-            ),
-        },
-        Case {
-            name: "| SQL: count by level",
-            range: (from, to),
-            sls: "* | select level, count(*) as c group by level order by c desc".into(),
-            histogram: false,
-            duckdb: format!(
-                "SELECT level, count(*) AS c FROM logs WHERE {} GROUP BY level ORDER BY c DESC",
-                within(from, to)
-            ),
-        },
-        Case {
-            name: "| SQL: top users of errors",
-            range: (from, to),
-            sls: "level: error | select user_id, count(*) as c group by user_id order by c desc, user_id limit 10"
-                .into(),
-            histogram: false,
-            duckdb: format!(
-                "SELECT {} AS user_id, count(*) AS c FROM logs WHERE {} AND lower(level) = 'error' \
+    let minute = (from + 86_400 + 3600 * 7, from + 86_400 + 3600 * 7 + 60);
+    let both = |make: &dyn Fn(bool) -> String| (make(false), make(true));
+    let mut out = Vec::new();
+    let mut case = |name, range, sls: String, histogram, reverse, (duckdb, chdb): (String, String)| {
+        out.push(Case { name, range, sls, histogram, reverse, duckdb, chdb });
+    };
+    let whole = (from, to);
+    case("histogram, 3 days", whole, "*".into(), true, false, both(&|ch| histogram_sql(from, to, "", ch)));
+    case(
+        "histogram, 3 days, level: error",
+        whole,
+        "level: error".into(),
+        true,
+        false,
+        both(&|ch| histogram_sql(from, to, " AND lower(level) = 'error'", ch)),
+    );
+    case("histogram, 1 hour", hour, "*".into(), true, false, both(&|ch| histogram_sql(hour.0, hour.1, "", ch)));
+    case(
+        "needle full-text search",
+        whole,
+        NEEDLE.into(),
+        false,
+        false,
+        both(&|ch| page_sql(from, to, &text(NEEDLE, ch), false, ch)),
+    );
+    case(
+        "medium-rare word (1%), newest 100",
+        whole,
+        MEDIUM.into(),
+        false,
+        true,
+        both(&|ch| page_sql(from, to, &text(MEDIUM, ch), true, ch)),
+    );
+    case(
+        "trace id lookup",
+        whole,
+        format!("trace_id: {}", meta.trace_id),
+        false,
+        false,
+        both(&|ch| page_sql(from, to, &format!("trace_id = '{}'", meta.trace_id), false, ch)),
+    );
+    case(
+        "newest 100, level: error",
+        whole,
+        "level: error".into(),
+        false,
+        true,
+        both(&|ch| page_sql(from, to, "lower(level) = 'error'", true, ch)),
+    );
+    case(
+        "1 minute, first 100",
+        minute,
+        "*".into(),
+        false,
+        false,
+        both(&|ch| page_sql(minute.0, minute.1, "true", false, ch)),
+    );
+    case(
+        "| SQL: count by level",
+        whole,
+        "* | select level, count(*) as c group by level order by c desc".into(),
+        false,
+        false,
+        both(&|ch| {
+            let (logs, count) = if ch { ("{logs}", "count()") } else { ("logs", "count(*)") };
+            format!("SELECT level, {count} AS c FROM {logs} WHERE {} GROUP BY level ORDER BY c DESC", within(from, to))
+        }),
+    );
+    case(
+        "| SQL: top users of errors",
+        whole,
+        "level: error | select user_id, count(*) as c group by user_id order by c desc, user_id limit 10".into(),
+        false,
+        false,
+        both(&|ch| {
+            let (logs, count) = if ch { ("{logs}", "count()") } else { ("logs", "count(*)") };
+            format!(
+                "SELECT {} AS user_id, {count} AS c FROM {logs} WHERE {} AND lower(level) = 'error' \
                  GROUP BY 1 ORDER BY c DESC, user_id LIMIT 10",
                 field("user_id"),
                 within(from, to)
-            ),
-        },
-    ]
+            )
+        }),
+    );
+    out
 }
 
 /// An answer in a form both engines can give: histogram counts by bucket, the times of
@@ -215,7 +277,7 @@ fn sluice_answer(rt: &tokio::runtime::Runtime, shared: &Shared, case: &Case) -> 
                 buckets.iter().enumerate().filter(|(_, b)| b.2 > 0).map(|(i, b)| (i.to_string(), b.2)).collect();
             json!(counts)
         } else {
-            let page = Page { line: 100, offset: 0, reverse: false };
+            let page = Page { line: 100, offset: 0, reverse: case.reverse };
             let logs = sls::logs(&source, range, None, &query, &page, &HashMap::new()).await.unwrap();
             if logs.has_sql {
                 let rows: Vec<serde_json::Map<String, Value>> = logs
@@ -248,7 +310,8 @@ fn sluice_answer(rt: &tokio::runtime::Runtime, shared: &Shared, case: &Case) -> 
     })
 }
 
-fn duckdb_answer(case: &Case, rows: &[Value]) -> Value {
+/// A peer's rows as the same answer as Sluice's.
+fn peer_answer(case: &Case, rows: &[Value]) -> Value {
     let text = |v: &Value| match v {
         Value::String(s) => s.clone(),
         other => other.to_string(),
@@ -271,6 +334,39 @@ fn median(mut seconds: Vec<f64>) -> f64 {
     seconds[seconds.len() / 2]
 }
 
+/// Runs `script` from the venv with `spec` on stdin; its JSON answer.
+fn python(cache_root: &Path, script: &str, args: &[&str], spec: &Value) -> Vec<Value> {
+    let python = cache_root.join("venv/bin/python");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches").join(script);
+    let mut child = Command::new(&python)
+        .arg(&script)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{} runs (scripts/setup-python bench makes it): {e}", python.display()));
+    child.stdin.take().unwrap().write_all(spec.to_string().as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{} {args:?} failed", script.display());
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// A `sluice serve` of the bench's lake in this process (development settings: the demo
+/// credentials); its port.
+fn serve(rt: &tokio::runtime::Runtime, storage: &storage::Storage) -> u16 {
+    use sluice_compactor::api;
+    let settings = sluice_compactor::settings::Settings::development();
+    let state = std::sync::Arc::new(api::AppState::new(&settings, storage.clone(), rt.handle().clone()));
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    rt.spawn(async move { api::serve(listener, api::router(state), &settings.server, std::future::pending()).await });
+    port
+}
+
+fn seconds_of(answer: &Value) -> f64 {
+    median(answer["seconds"].as_array().unwrap().iter().map(|s| s.as_f64().unwrap()).collect())
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let logs: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(10_000_000);
@@ -278,7 +374,7 @@ fn main() {
     let cache_root = std::env::var_os("SLUICE_CACHE")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/sluice"));
-    let dir = cache_root.join(format!("bench/query-{logs}"));
+    let dir = cache_root.join(format!("bench/query-v2-{logs}"));
     let meta_path = dir.join("meta.json");
     let meta: Meta = match std::fs::read(&meta_path) {
         Ok(bytes) => serde_json::from_slice(&bytes).unwrap(),
@@ -318,48 +414,81 @@ fn main() {
         sluice.push((median(seconds), last.unwrap()));
     }
 
-    let python = cache_root.join("venv/bin/python");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/duckdb_queries.py");
-    let spec = json!({
-        "table": table.display().to_string(),
-        "runs": runs,
-        "threads": threads,
-        "queries": cases.iter().map(|c| json!({"name": c.name, "sql": c.duckdb})).collect::<Vec<_>>(),
-    });
-    let mut child = Command::new(&python)
-        .arg(&script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{} runs (scripts/setup-python makes it): {e}", python.display()));
-    child.stdin.take().unwrap().write_all(spec.to_string().as_bytes()).unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "duckdb_queries.py failed");
-    let duck: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
+    // Through HTTP: the SLS SDK against `sluice serve`, the queries without SQL.
+    let port = serve(&rt, &storage);
+    let sdk_cases: Vec<Value> = cases
+        .iter()
+        .filter(|c| !c.sls.contains('|'))
+        .map(|c| {
+            let kind = if c.histogram { "histogram" } else { "logs" };
+            json!({"name": c.name, "kind": kind, "from": c.range.0, "to": c.range.1, "query": c.sls, "reverse": c.reverse})
+        })
+        .collect();
+    let spec = json!({"port": port, "project": PROJECT, "logstore": LOGSTORE, "runs": runs, "queries": sdk_cases});
+    let sdk = python(&cache_root, "sdk_queries.py", &[], &spec);
+    let sdk_by_name: HashMap<&str, &Value> = sdk.iter().map(|a| (a["name"].as_str().unwrap(), a)).collect();
+
+    let peer = |engine: &str, sql: &dyn Fn(&Case) -> &str| {
+        let spec = json!({
+            "table": table.display().to_string(),
+            "runs": runs,
+            "threads": threads,
+            "queries": cases.iter().map(|c| json!({"name": c.name, "sql": sql(c)})).collect::<Vec<_>>(),
+        });
+        python(&cache_root, "peers.py", &[engine], &spec)
+    };
+    let duck = peer("duckdb", &|c| c.duckdb.as_str());
+    let ch = peer("chdb", &|c| c.chdb.as_str());
 
     println!("{} logs, {runs} runs each, medians, {threads} threads", meta.logs);
-    println!("| query | Sluice | DuckDB | DuckDB time / Sluice time | Sluice read (files, row groups) |");
-    println!("|---|---:|---:|---:|---|");
+    println!(
+        "| query | Sluice | Sluice via HTTP (SLS SDK) | DuckDB | chDB | DuckDB / Sluice | chDB / Sluice | Sluice read (files, row groups) |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---|");
     let mut all_agree = true;
-    for ((case, (seconds, (answer, stats))), duck) in cases.iter().zip(&sluice).zip(&duck) {
-        let duck_seconds = median(duck["seconds"].as_array().unwrap().iter().map(|s| s.as_f64().unwrap()).collect());
-        let duck_answer = duckdb_answer(case, duck["rows"].as_array().unwrap());
-        let agree = *answer == duck_answer;
+    for (((case, (seconds, (answer, stats))), duck), ch) in cases.iter().zip(&sluice).zip(&duck).zip(&ch) {
+        let (duck_seconds, ch_seconds) = (seconds_of(duck), seconds_of(ch));
+        let duck_answer = peer_answer(case, duck["rows"].as_array().unwrap());
+        let ch_answer = peer_answer(case, ch["rows"].as_array().unwrap());
+        let sdk = sdk_by_name.get(case.name);
+        // The SDK's count: the histogram's total, or the logs returned.
+        let sdk_agrees = sdk.is_none_or(|s| {
+            let expected = match answer {
+                Value::Object(counts) => counts.values().map(|c| c.as_u64().unwrap()).sum::<u64>(),
+                Value::Array(rows) => rows.len() as u64,
+                _ => 0,
+            };
+            s["count"].as_u64() == Some(expected)
+        });
+        let agree = *answer == duck_answer && *answer == ch_answer && sdk_agrees;
         all_agree &= agree;
+        let via_sdk = sdk.map_or("".to_owned(), |s| format!("{:.1} ms", seconds_of(s) * 1e3));
         println!(
-            "| {} | {:.1} ms | {:.1} ms | {:.2}x{} | {} files, {}/{} row groups |",
+            "| {} | {:.1} ms | {via_sdk} | {:.1} ms | {:.1} ms | {:.1}x | {:.1}x{} | {} files, {}/{} row groups{}{} |",
             case.name,
             seconds * 1e3,
             duck_seconds * 1e3,
+            ch_seconds * 1e3,
             duck_seconds / seconds,
+            ch_seconds / seconds,
             if agree { "" } else { " (ANSWERS DIFFER)" },
             stats.files,
             stats.row_groups_read,
-            stats.row_groups
+            stats.row_groups,
+            if stats.row_groups_rolled_up > 0 {
+                format!(", {} from rollups", stats.row_groups_rolled_up)
+            } else {
+                String::new()
+            },
+            if stats.row_groups_pruned_by_index > 0 {
+                format!(", {} skipped by the index", stats.row_groups_pruned_by_index)
+            } else {
+                String::new()
+            },
         );
         if !agree {
-            eprintln!("{}: Sluice {answer}\nDuckDB {duck_answer}", case.name);
+            eprintln!("{}: Sluice {answer}\nDuckDB {duck_answer}\nchDB {ch_answer}\nSDK {sdk:?}", case.name);
         }
     }
-    assert!(all_agree, "Sluice and DuckDB must give the same answers");
+    assert!(all_agree, "Sluice, DuckDB and chDB must give the same answers");
 }

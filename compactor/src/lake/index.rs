@@ -13,13 +13,15 @@
 //! (an older file, a file written by another tool) ignores it and scans.
 //!
 //! The index also holds each row group's **time rollup**: how many of its rows fall in
-//! each second, per `level` value, so that histograms over the row groups a range holds
-//! whole are counted without reading rows (see `query::rollup`). A file with more than
-//! [`MAX_LEVELS`] distinct levels gets no rollups.
+//! each second (each minute, in a file whose logs are sparser than one per 8 seconds and
+//! level), per `level` value, so that histograms over the row groups a range holds whole
+//! are counted without reading rows (see `query::rollup`). A file with more than
+//! [`MAX_LEVELS`] distinct levels gets no rollups. Span ids (one per log, found by
+//! equality) are left out of the filters: they would double their size.
 //!
 //! Encoding (little-endian): `SLX2`, data file size (u64), the levels rollups count by
-//! (u32 count, then each as a length (u32, `u32::MAX` for no level) and bytes; a count of
-//! `u32::MAX`: no rollups), row groups (u32), then per row group its rows (u32), a flag
+//! (u32 count, then each as a length (u32, `u32::MAX` for no level) and bytes, then the
+//! rollups' unit in seconds (u32); a count of `u32::MAX`: no rollups), row groups (u32), then per row group its rows (u32), a flag
 //! (u32) and, when it has text, the filter's descriptor and fingerprints, each as a length
 //! (u32) and bytes, then its rollup as a length (u32) and LEB128 varints: the number of
 //! counts, then per count (ordered by second, then level) the second's difference to the
@@ -77,6 +79,12 @@ const MAGIC: &[u8; 4] = b"SLX2";
 const MAGIC_V1: &[u8; 4] = b"SLX1";
 /// Distinct `level` values a file's rollups count by, at most.
 pub const MAX_LEVELS: usize = 256;
+/// The rollups' unit when a file's rows are sparse: a minute.
+pub const SPARSE_UNIT_SECONDS: u32 = 60;
+/// Rollups count by minute when they would hold more than one count per this many rows,
+/// and more than [`MIN_SPARSE_COUNTS`] in the file (fewer take little room anyway).
+const ROWS_PER_COUNT: usize = 8;
+const MIN_SPARSE_COUNTS: usize = 4096;
 /// The folder of a table's index sidecars.
 pub const INDEX_DIR: &str = "_sluice_index";
 const SUFFIX: &str = ".idx";
@@ -115,9 +123,10 @@ pub struct RowGroupIndex {
     pub rollup: Vec<Count>,
 }
 
-/// Rows of one second and one level (a position in [`FileIndex::levels`]).
+/// Rows of one unit of time and one level (a position in [`FileIndex::levels`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Count {
+    /// The unit's first second (a multiple of [`FileIndex::unit_seconds`]).
     pub second: i64,
     pub level: u32,
     pub rows: u32,
@@ -154,6 +163,8 @@ pub struct FileIndex {
     /// The `level` values the rollups count by (`None`: logs without a level); `None`
     /// when the index has no rollups.
     pub levels: Option<Vec<Option<String>>>,
+    /// The seconds each count of the rollups spans: 1, or [`SPARSE_UNIT_SECONDS`].
+    pub unit_seconds: u32,
 }
 
 /// Why an index could not be built or read.
@@ -186,6 +197,7 @@ impl FileIndex {
                         Some(text) => put_bytes(&mut out, text.as_bytes()),
                     }
                 }
+                out.extend_from_slice(&self.unit_seconds.to_le_bytes());
             }
         }
         out.extend_from_slice(&(self.row_groups.len() as u32).to_le_bytes());
@@ -238,6 +250,10 @@ impl FileIndex {
                     .collect::<Result<Vec<_>, IndexError>>()?,
             ),
         };
+        let unit_seconds = if levels.is_some() { r.u32()? } else { 1 };
+        if unit_seconds != 1 && unit_seconds != SPARSE_UNIT_SECONDS {
+            return Err(IndexError::Malformed);
+        }
         let count = r.u32()?;
         let mut row_groups = Vec::with_capacity(count.min(1 << 16) as usize);
         for _ in 0..count {
@@ -259,14 +275,14 @@ impl FileIndex {
                 Vec::new()
             } else {
                 let len = r.u32()? as usize;
-                decode_rollup(r.take(len)?, levels.as_ref().map_or(0, Vec::len), rows)?
+                decode_rollup(r.take(len)?, levels.as_ref().map_or(0, Vec::len), unit_seconds, rows)?
             };
             row_groups.push(RowGroupIndex { rows, filter, rollup });
         }
         if !r.0.is_empty() {
             return Err(IndexError::Malformed);
         }
-        Ok(Self { data_size, row_groups, levels })
+        Ok(Self { data_size, row_groups, levels, unit_seconds })
     }
 }
 
@@ -276,8 +292,8 @@ fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 /// A row group's rollup; it must count exactly its `rows` (none when there are no
-/// levels), in order, with levels among the `levels` of the file.
-fn decode_rollup(mut bytes: &[u8], levels: usize, rows: u32) -> Result<Vec<Count>, IndexError> {
+/// levels), in order, in whole units, with levels among the `levels` of the file.
+fn decode_rollup(mut bytes: &[u8], levels: usize, unit: u32, rows: u32) -> Result<Vec<Count>, IndexError> {
     let mut varint = || decode_varint(&mut bytes).map_err(|_| IndexError::Malformed);
     let n = varint()?;
     if n > u64::from(rows) {
@@ -291,7 +307,7 @@ fn decode_rollup(mut bytes: &[u8], levels: usize, rows: u32) -> Result<Vec<Count
         let count_rows = u32::try_from(varint()?).map_err(|_| IndexError::Malformed)?;
         let count = Count { second, level, rows: count_rows };
         let ordered = counts.last().is_none_or(|last: &Count| (last.second, last.level) < (second, level));
-        if level as usize >= levels || count_rows == 0 || !ordered {
+        if level as usize >= levels || count_rows == 0 || !ordered || second.rem_euclid(i64::from(unit)) != 0 {
             return Err(IndexError::Malformed);
         }
         total += u64::from(count_rows);
@@ -350,8 +366,10 @@ impl IndexBuilder {
         while offset < batch.num_rows() {
             let n = (self.row_group_rows - self.rows).min(batch.num_rows() - offset);
             let part = batch.slice(offset, n);
-            for column in part.columns() {
-                self.add_text(column.as_ref());
+            for (field, column) in part.schema().fields().iter().zip(part.columns()) {
+                if super::schema::tokens_indexed(field.name()) {
+                    self.add_text(column.as_ref());
+                }
             }
             if let Some(rollup) = &mut self.rollup
                 && rollup.add(&part).is_none()
@@ -373,12 +391,20 @@ impl IndexBuilder {
             self.seal()?;
         }
         let levels = self.rollup.map(|r| r.levels);
-        if levels.is_none() {
-            for group in &mut self.row_groups {
+        let (counts, rows) = self.row_groups.iter().fold((0, 0), |(c, r), g| (c + g.rollup.len(), r + g.rows as usize));
+        let sparse = counts > rows / ROWS_PER_COUNT && counts > MIN_SPARSE_COUNTS;
+        let unit_seconds = if sparse { SPARSE_UNIT_SECONDS } else { 1 };
+        for group in &mut self.row_groups {
+            if levels.is_none() {
                 group.rollup = Vec::new();
+            } else if unit_seconds > 1 {
+                for count in &mut group.rollup {
+                    count.second = count.second.div_euclid(i64::from(unit_seconds)) * i64::from(unit_seconds);
+                }
+                merge_counts(&mut group.rollup);
             }
         }
-        Ok(FileIndex { data_size, row_groups: self.row_groups, levels })
+        Ok(FileIndex { data_size, row_groups: self.row_groups, levels, unit_seconds })
     }
 
     fn seal(&mut self) -> Result<(), IndexError> {
@@ -560,18 +586,24 @@ impl RollupBuilder {
     fn seal(&mut self) -> Vec<Count> {
         self.end_second();
         let mut counts = std::mem::take(&mut self.counts);
-        if !counts.is_sorted() {
-            counts.sort_unstable();
-            counts.dedup_by(|later, kept| {
-                let same = (later.second, later.level) == (kept.second, kept.level);
-                if same {
-                    kept.rows += later.rows;
-                }
-                same
-            });
-        }
+        merge_counts(&mut counts);
         counts
     }
+}
+
+/// Counts in order, one per unit and level.
+fn merge_counts(counts: &mut Vec<Count>) {
+    if counts.is_sorted() {
+        return;
+    }
+    counts.sort_unstable();
+    counts.dedup_by(|later, kept| {
+        let same = (later.second, later.level) == (kept.second, kept.level);
+        if same {
+            kept.rows += later.rows;
+        }
+        same
+    });
 }
 
 /// The indexes of the files one writer writes, one per partition: rows are added per
@@ -735,6 +767,27 @@ mod tests {
             .unwrap();
         let index = FileIndex::decode(&builder.finish(1).unwrap().encode()).unwrap();
         assert_eq!(counts(&index, 0), [(1, Some("warn"), 1), (1, None, 1), (2, Some("warn"), 1)]);
+    }
+
+    #[test]
+    fn sparse_rows_roll_up_by_minute() {
+        const S: i64 = 1_000_000_000;
+        let rows: Vec<(i64, Option<&str>)> =
+            (0..6000).map(|i| (i * 7 * S, Some(if i % 3 == 0 { "error" } else { "info" }))).collect();
+        let mut builder = IndexBuilder::new(4000);
+        builder.add(&timed(&rows)).unwrap();
+        let index = FileIndex::decode(&builder.finish(1).unwrap().encode()).unwrap();
+        assert_eq!(index.unit_seconds, SPARSE_UNIT_SECONDS);
+        let counts = &index.row_groups[0].rollup;
+        assert!(counts.iter().all(|c| c.second % 60 == 0) && counts.is_sorted());
+        assert_eq!(counts.iter().map(|c| u64::from(c.rows)).sum::<u64>(), 4000);
+        // 0, 7, ..., 56 s: 9 logs in the first minute, 3 of them errors.
+        assert_eq!((counts[0].second, counts[0].rows, counts[1].second, counts[1].rows), (0, 3, 0, 6));
+        // Dense rows keep their seconds.
+        let rows: Vec<(i64, Option<&str>)> = (0..6000).map(|i| (i / 100 * S, Some("info"))).collect();
+        let mut builder = IndexBuilder::new(4000);
+        builder.add(&timed(&rows)).unwrap();
+        assert_eq!(builder.finish(1).unwrap().unit_seconds, 1);
     }
 
     #[test]

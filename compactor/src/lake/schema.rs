@@ -171,6 +171,12 @@ pub const COLUMNS: [Column; 26] = [
     column(JSON_KEYS, Kind::List),
 ];
 
+/// Whether the token index holds a column's tokens: all but the span id, which is unique
+/// per log (it would double the index) and found by equality, not by full-text search.
+pub fn tokens_indexed(name: &str) -> bool {
+    name != SPAN_ID
+}
+
 /// The catalogue entry of a column.
 pub fn column_named(name: &str) -> Option<&'static Column> {
     COLUMNS.iter().find(|c| c.name == name)

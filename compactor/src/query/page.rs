@@ -5,10 +5,12 @@
 //! Windows are disjoint and adjacent, and a row belongs to the window of its time, so
 //! the rows of the windows read, each window in order, are the first rows of the whole
 //! selection: the answer is exactly what one sort over the whole range gives. Each
-//! window is cut, from what is known of the data (the Delta statistics of the files,
-//! the headers of the fresh raw batches: [`Chunk`]s), to hold about 8 times more rows
-//! than the one before, starting from twice the rows wanted; a selective search then
-//! costs a few more, cheap, windows, and a broad one reads a small part of the range.
+//! window is cut, from what is known of where the rows the scan reads are ([`Chunk`]s:
+//! the row groups the token index keeps, with their times from the time rollups; the
+//! Delta statistics of files without; the headers of the fresh raw batches), to hold
+//! about 8 times more rows than the one before, starting from twice the rows wanted, and
+//! at a row group's edge. A needle's one row group is then read by one window, a broad
+//! search reads the newest row groups only.
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::logical_expr::SortExpr;
@@ -42,26 +44,24 @@ impl Chunk {
 /// Growth of the rows each window is cut to hold.
 const GROWTH: f64 = 8.0;
 
-/// The windows' order and the first window's bound: within `[from, to)`, the one after
-/// `done` (the bound reached so far: `to` newest first, `from` oldest first) holding about
-/// `target` rows of `chunks`.
+/// The next window within `[from, to)` after `done` (the bound reached so far: `to`
+/// newest first, `from` oldest first): the narrowest that holds about `target` rows of
+/// `chunks`, cut where a chunk starts (newest first) or ends (oldest first), so that a
+/// row group is read by one window rather than by several.
 pub fn next_window(chunks: &[Chunk], from: i64, to: i64, done: i64, target: f64, newest_first: bool) -> (i64, i64) {
     let rows = |a: i64, b: i64| chunks.iter().map(|c| c.rows_in(a, b)).sum::<f64>();
-    // The bound that gives enough rows, by bisection (rows grow with the window).
-    let (mut enough, mut short) = if newest_first { (from, done) } else { (to, done) };
-    if (newest_first && rows(from, done) <= target) || (!newest_first && rows(done, to) <= target) {
-        return if newest_first { (from, done) } else { (done, to) };
+    if newest_first {
+        let mut cuts: Vec<i64> = chunks.iter().map(|c| c.min_ns).filter(|c| *c > from && *c < done).collect();
+        cuts.sort_unstable_by(|a, b| b.cmp(a));
+        let cut = cuts.into_iter().find(|c| rows(*c, done) >= target).unwrap_or(from);
+        (cut, done)
+    } else {
+        let mut cuts: Vec<i64> =
+            chunks.iter().map(|c| c.max_ns.saturating_add(1)).filter(|c| *c > done && *c < to).collect();
+        cuts.sort_unstable();
+        let cut = cuts.into_iter().find(|c| rows(done, *c) >= target).unwrap_or(to);
+        (done, cut)
     }
-    while enough.abs_diff(short) > 1 {
-        let middle = ((i128::from(short) + i128::from(enough)) / 2) as i64;
-        let held = if newest_first { rows(middle, done) } else { rows(done, middle) };
-        if held >= target {
-            enough = middle;
-        } else {
-            short = middle;
-        }
-    }
-    if newest_first { (enough, done) } else { (done, enough) }
 }
 
 /// The bounds of the data in `[from, to)`: where windows start and stop. Unknown chunks
@@ -87,7 +87,7 @@ pub async fn first_in_time(
     let sorted = |df: DataFrame, rows: usize| {
         df.sort(vec![order(TIME_NS), order(BATCH_ID), order(POSITION)])?.limit(0, Some(rows))
     };
-    let chunks = source.chunks();
+    let chunks = source.chunks().await?;
     let (from, to) = data_bounds(&chunks, range.from_ns, range.to_ns);
     if wanted == 0 || from >= to {
         return Ok(Vec::new());
@@ -128,17 +128,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn windows_are_cut_to_hold_about_the_rows_asked() {
-        // 1000 rows evenly over [0, 1000), 100 more over [900, 1000).
-        let chunks = [Chunk { min_ns: 0, max_ns: 999, rows: 1000 }, Chunk { min_ns: 900, max_ns: 999, rows: 100 }];
+    fn windows_are_cut_where_chunks_start_or_end() {
+        // Row groups of 100 rows over [0, 100), [100, 200), ...; one more over [950, 1000).
+        let mut chunks: Vec<Chunk> =
+            (0..10).map(|i| Chunk { min_ns: i * 100, max_ns: i * 100 + 99, rows: 100 }).collect();
+        chunks.push(Chunk { min_ns: 950, max_ns: 999, rows: 100 });
         assert_eq!(data_bounds(&chunks, -50, 5000), (0, 1000));
-        assert_eq!(next_window(&chunks, 0, 1000, 1000, 110.0, true), (945, 1000));
-        assert_eq!(next_window(&chunks, 0, 1000, 945, 400.0, true), (590, 945));
-        assert_eq!(next_window(&chunks, 0, 1000, 0, 50.0, false), (0, 50));
+        assert_eq!(next_window(&chunks, 0, 1000, 1000, 150.0, true), (950, 1000));
+        assert_eq!(next_window(&chunks, 0, 1000, 1000, 201.0, true), (800, 1000));
+        assert_eq!(next_window(&chunks, 0, 1000, 900, 250.0, true), (600, 900));
+        assert_eq!(next_window(&chunks, 0, 1000, 0, 50.0, false), (0, 100));
+        assert_eq!(next_window(&chunks, 0, 1000, 100, 150.0, false), (100, 300));
         // Not enough rows anywhere: the rest of the range.
         assert_eq!(next_window(&chunks, 0, 1000, 700, 1e9, true), (0, 700));
         assert_eq!(next_window(&chunks, 0, 1000, 50, 1e9, false), (50, 1000));
         assert_eq!(next_window(&[], 0, 1000, 1000, 10.0, true), (0, 1000));
+        // A needle's one row group: one window holds it.
+        let needle = [Chunk { min_ns: 400, max_ns: 499, rows: 100 }];
+        assert_eq!(next_window(&needle, 0, 1000, 1000, 200.0, true), (0, 1000));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use super::syntax::{Key, Search, Term};
 use crate::lake::index::{FileIndex, RowGroupIndex, token_hash, tokens};
-use crate::lake::schema::{Kind, LINE_NUMBER, column_named};
+use crate::lake::schema::{Kind, LINE_NUMBER, column_named, tokens_indexed};
 
 /// What a matching row must hold.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,7 +41,9 @@ impl Need {
             Search::All | Search::Compare(..) | Search::Range { .. } | Search::Not(_) => Self::Anything,
             Search::Text(term) => Self::term(term),
             Search::Field(Key::Field(k), _)
-                if k == LINE_NUMBER || column_named(k).is_some_and(|c| c.kind != Kind::Text) =>
+                if k == LINE_NUMBER
+                    || column_named(k)
+                        .is_some_and(|c| c.kind != Kind::Text || (c.promoted && !tokens_indexed(c.name))) =>
             {
                 Self::Anything
             }
@@ -245,6 +247,16 @@ mod tests {
     /// Logs of `(message words, field k, level (3: none))`, two per second, in `groups`
     /// raw batches, compacted with 3-row row groups.
     async fn table(logs: &[(Vec<usize>, usize, usize)], groups: usize, start_ns: i64) -> Storage {
+        table_spaced(logs, groups, start_ns, |n| (n / 2 * SECOND) + n % 2 * 1000).await
+    }
+
+    /// [`table`], the n-th log at `start_ns + offset(n)`.
+    async fn table_spaced(
+        logs: &[(Vec<usize>, usize, usize)],
+        groups: usize,
+        start_ns: i64,
+        offset: impl Fn(i64) -> i64,
+    ) -> Storage {
         let storage = crate::lake::store::open("memory://", &Default::default()).unwrap();
         let per_group = logs.len().div_ceil(groups.max(1)).max(1);
         for (g, chunk) in logs.chunks(per_group).enumerate() {
@@ -260,10 +272,11 @@ mod tests {
                     if let Some(level) = ["info", "error", "WARN"].get(*level) {
                         contents.push(content("level", level));
                     }
+                    let time_ns = start_ns + offset(n);
                     Log {
-                        time: u32::try_from((start_ns + n / 2 * SECOND) / SECOND).unwrap(),
+                        time: u32::try_from(time_ns / SECOND).unwrap(),
                         contents,
-                        time_ns: Some(u32::try_from(n % 2 * 1000).unwrap()),
+                        time_ns: Some(u32::try_from(time_ns % SECOND).unwrap()),
                         values: vec![],
                     }
                 })
@@ -415,6 +428,24 @@ mod tests {
         assert_eq!((answer.iter().sum::<u64>(), &answer, rolled_up), (59, &counted, 0));
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sparse_files_roll_up_by_minute() {
+        // One log every 7 s for 10 hours: more counts per second than 1 in 8 rows.
+        let logs: Vec<_> = (0..5200).map(|i| (vec![i % 4], 4, i % 4)).collect();
+        let start = start_ns() / SECOND;
+        let storage = table_spaced(&logs, 1, start_ns(), |n| n * 7 * SECOND).await;
+        for (from, part, to) in
+            [(start, 0, start + 8 * 3600), (start + 3600, 0, start + 5 * 3600), (start + 30, 0, start + 3630)]
+        {
+            for query in ["*", "level: error"] {
+                let (answer, counted, rolled_up) = histograms(&storage, query, from, part, to).await;
+                assert_eq!(answer, counted, "{query} over [{from}, {to})");
+                let aligned = (from - start) % 60 == 0;
+                assert_eq!(rolled_up > 0, aligned, "minutes count only where subintervals start on one");
+            }
+        }
+    }
+
     fn level_query() -> impl Strategy<Value = String> {
         let leaf = prop_oneof![
             (0..4usize).prop_map(|l| format!("level: {}", ["INFO", "error", "warn", "nope"][l])),
@@ -558,5 +589,6 @@ mod tests {
         assert_eq!(need("latency > 3"), Need::Anything);
         assert_eq!(need("a or b"), Need::Any(vec![Need::Tokens(vec![h("a")]), Need::Tokens(vec![h("b")])]));
         assert_eq!(need("\u{c9}t\u{c9}"), Need::Anything, "non-ASCII terms are not pruned");
+        assert_eq!(need("span_id: 4bf92f3577b34da6"), Need::Anything, "span ids are not indexed");
     }
 }

@@ -1,6 +1,6 @@
 //! Histograms from the time rollups of the token index ([`crate::lake::index`]): a row
-//! group whose every second lies inside the range, each second inside one subinterval,
-//! is counted from its rollup and not read. Only searches about the level alone (or `*`)
+//! group whose every unit (second, or minute in sparse files) lies inside the range, each
+//! inside one subinterval, is counted from its rollup and not read. Only searches about the level alone (or `*`)
 //! are answered so, since rollups count by second and level; the level is matched as the
 //! search's filter matches it ([`super::filter`]).
 
@@ -46,15 +46,23 @@ pub struct Buckets {
 const SECOND: i64 = 1_000_000_000;
 
 impl Buckets {
-    /// The subinterval that holds the whole second starting at `second`, if one does.
-    fn of_second(&self, second: i64) -> Option<usize> {
+    /// The subinterval that holds the whole unit of `seconds` starting at `second`, if one
+    /// does.
+    fn of_unit(&self, second: i64, seconds: i64) -> Option<usize> {
         let start = second.checked_mul(SECOND)?;
-        let last = start.checked_add(SECOND - 1)?;
+        let last = start.checked_add(seconds.checked_mul(SECOND)? - 1)?;
         if start < self.from_ns || last >= self.to_ns || self.width_ns <= 0 {
             return None;
         }
         let (first, end) = ((start - self.from_ns) / self.width_ns, (last - self.from_ns) / self.width_ns);
         usize::try_from(first).ok().filter(|b| first == end && *b < self.count)
+    }
+
+    /// Whether every unit of `seconds` (aligned to multiples of it) lies inside one
+    /// subinterval, wherever it is in the range.
+    fn aligned(&self, seconds: i64) -> bool {
+        let unit = seconds.saturating_mul(SECOND);
+        unit > 0 && self.from_ns.rem_euclid(unit) == 0 && self.width_ns % unit == 0
     }
 }
 
@@ -75,15 +83,21 @@ pub fn count<'a>(
     for (path, size, index) in files {
         let Some(levels) = index.levels.as_ref().filter(|_| index.data_size == size) else { continue };
         let matching: Vec<bool> = levels.iter().map(|l| on_level(search, l.as_deref()) == Some(Some(true))).collect();
+        let seconds = i64::from(index.unit_seconds);
+        let aligned = buckets.aligned(seconds);
         for (group, rollup) in index.row_groups.iter().enumerate() {
-            if rollup.rollup.is_empty()
-                || !pruning.reads(path, group)
-                || !rollup.rollup.iter().all(|c| buckets.of_second(c.second).is_some())
-            {
+            let (Some(first), Some(last)) = (rollup.rollup.first(), rollup.rollup.last()) else { continue };
+            // Units in order: aligned ones are all inside when the first and last are.
+            let inside = if aligned {
+                buckets.of_unit(first.second, seconds).is_some() && buckets.of_unit(last.second, seconds).is_some()
+            } else {
+                rollup.rollup.iter().all(|c| buckets.of_unit(c.second, seconds).is_some())
+            };
+            if !inside || !pruning.reads(path, group) {
                 continue;
             }
             for c in rollup.rollup.iter().filter(|c| matching[c.level as usize]) {
-                if let Some(bucket) = buckets.of_second(c.second) {
+                if let Some(bucket) = buckets.of_unit(c.second, seconds) {
                     counts[bucket] += u64::from(c.rows);
                 }
             }
@@ -118,19 +132,30 @@ mod tests {
     }
 
     #[test]
-    fn a_second_counts_only_inside_one_subinterval() {
+    fn a_unit_counts_only_inside_one_subinterval() {
         let b = Buckets { from_ns: 10 * SECOND, to_ns: 70 * SECOND, width_ns: 30 * SECOND, count: 2 };
-        assert_eq!(b.of_second(9), None);
-        assert_eq!(b.of_second(10), Some(0));
-        assert_eq!(b.of_second(39), Some(0));
-        assert_eq!(b.of_second(40), Some(1));
-        assert_eq!(b.of_second(69), Some(1));
-        assert_eq!(b.of_second(70), None);
-        assert_eq!(b.of_second(i64::MAX), None);
+        let of_second = |s| b.of_unit(s, 1);
+        assert_eq!(of_second(9), None);
+        assert_eq!(of_second(10), Some(0));
+        assert_eq!(of_second(39), Some(0));
+        assert_eq!(of_second(40), Some(1));
+        assert_eq!(of_second(69), Some(1));
+        assert_eq!(of_second(70), None);
+        assert_eq!(of_second(i64::MAX), None);
+        assert!(b.aligned(1) && !b.aligned(60));
+        // Minutes: [0, 60) starts before the range, [60, 120) ends past it.
+        assert_eq!((b.of_unit(0, 60), b.of_unit(60, 60)), (None, None));
+        let hours = Buckets { from_ns: 0, to_ns: 7200 * SECOND, width_ns: 3600 * SECOND, count: 2 };
+        assert!(hours.aligned(60));
+        assert_eq!(
+            (hours.of_unit(3540, 60), hours.of_unit(3600, 60), hours.of_unit(7140, 60)),
+            (Some(0), Some(1), Some(1))
+        );
         // Boundaries within a second: it straddles them.
         let b = Buckets { from_ns: 10 * SECOND + 5, to_ns: 70 * SECOND, width_ns: 30 * SECOND, count: 2 };
+        assert!(!b.aligned(1));
         assert_eq!(
-            (b.of_second(10), b.of_second(11), b.of_second(40), b.of_second(41)),
+            (b.of_unit(10, 1), b.of_unit(11, 1), b.of_unit(40, 1), b.of_unit(41, 1)),
             (None, Some(0), None, Some(1))
         );
     }

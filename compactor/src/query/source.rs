@@ -79,6 +79,8 @@ impl Cache {
     }
 }
 
+const SECOND: i64 = 1_000_000_000;
+
 /// A table version and its data files.
 type VersionFiles = (u64, Arc<Vec<DataFile>>);
 
@@ -140,6 +142,8 @@ pub struct Source {
     fresh: Option<DataFrame>,
     /// The fresh raw batches' times and rows.
     fresh_chunks: Vec<Chunk>,
+    /// The row groups the last [`Self::logs_for`] reads, when it skips any.
+    pruning: Mutex<Option<Arc<Pruning>>>,
     table_prefix: String,
     store: Arc<dyn ObjectStore>,
     indexes: Arc<Indexes>,
@@ -290,6 +294,7 @@ impl Source {
             files,
             fresh,
             fresh_chunks,
+            pruning: Mutex::default(),
             table_prefix: table_prefix(project, logstore),
             store: storage.store.clone(),
             indexes: cache.indexes.clone(),
@@ -321,6 +326,7 @@ impl Source {
         search: &Search,
         buckets: Option<&Buckets>,
     ) -> Result<(DataFrame, Vec<u64>), QueryError> {
+        *self.pruning.lock().unwrap_or_else(|e| e.into_inner()) = None;
         let need = Need::of(search);
         let mut counts = vec![0; buckets.map_or(0, |b| b.count)];
         let rolls = buckets.is_some() && rollup::on_level(search, None).is_some();
@@ -338,7 +344,9 @@ impl Source {
             return Ok((self.logs(), counts));
         }
         self.scanned.add_skipped(pruning.skipped, pruning.rolled_up);
-        let compacted = self.ctx.read_table(Arc::new(Pruned { inner: provider, pruning: Arc::new(pruning) }))?;
+        let pruning = Arc::new(pruning);
+        *self.pruning.lock().unwrap_or_else(|e| e.into_inner()) = Some(pruning.clone());
+        let compacted = self.ctx.read_table(Arc::new(Pruned { inner: provider, pruning }))?;
         let logs = match &self.fresh {
             Some(fresh) => compacted.union(fresh.clone())?,
             None => compacted,
@@ -346,19 +354,41 @@ impl Source {
         Ok((logs, counts))
     }
 
-    /// What is known of where the logs in the range are: each data file whose partition
-    /// the range reaches (a file without statistics as if spread over the whole range),
-    /// and each fresh raw batch.
-    pub fn chunks(&self) -> Vec<Chunk> {
+    /// What is known of where the rows the scans read are: each row group the last
+    /// [`Self::logs_for`] kept (all, before it), with its times from its time rollup; the
+    /// Delta statistics of a file without (a file without statistics as if spread over
+    /// the whole range); each fresh raw batch.
+    pub async fn chunks(&self) -> Result<Vec<Chunk>, QueryError> {
+        let indexes = self.read_indexes().await?;
+        let pruning = self.pruning.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let (from, to) = (partition_floor(self.range.0), partition_date(self.range.1.saturating_sub(1)));
-        let in_range = |f: &&DataFile| f.date.as_str() >= from.as_str() && f.date.as_str() <= to.as_str();
-        let files = self.files.iter().filter(in_range).map(|f| match (f.time, f.rows) {
-            (Some((min_ns, max_ns)), Some(rows)) => Chunk { min_ns, max_ns, rows },
-            _ => {
-                Chunk { min_ns: self.range.0, max_ns: self.range.1.saturating_sub(1), rows: f.rows.unwrap_or(1 << 20) }
+        let mut chunks = self.fresh_chunks.clone();
+        for (file, index) in self.files.iter().zip(&indexes) {
+            if file.date.as_str() < from.as_str() || file.date.as_str() > to.as_str() {
+                continue;
             }
-        });
-        files.chain(self.fresh_chunks.iter().copied()).collect()
+            let groups = index.as_deref().filter(|i| i.data_size == file.size && i.levels.is_some());
+            if let Some(index) = groups {
+                for (g, group) in index.row_groups.iter().enumerate() {
+                    let read = pruning.as_ref().is_none_or(|p| p.reads(&file.path, g));
+                    if let (true, Some(first), Some(last)) = (read, group.rollup.first(), group.rollup.last()) {
+                        let end = last.second.saturating_add(i64::from(index.unit_seconds));
+                        let (min_ns, max_ns) = (first.second.saturating_mul(SECOND), end.saturating_mul(SECOND));
+                        chunks.push(Chunk { min_ns, max_ns: max_ns.saturating_sub(1), rows: u64::from(group.rows) });
+                    }
+                }
+                continue;
+            }
+            chunks.push(match (file.time, file.rows) {
+                (Some((min_ns, max_ns)), Some(rows)) => Chunk { min_ns, max_ns, rows },
+                _ => Chunk {
+                    min_ns: self.range.0,
+                    max_ns: self.range.1.saturating_sub(1),
+                    rows: file.rows.unwrap_or(1 << 20),
+                },
+            });
+        }
+        Ok(chunks)
     }
 
     /// The token index of each data file in the range (read once, then cached).
