@@ -116,8 +116,11 @@ struct Case {
 /// The cases, in SQL for the table's layout: a field the table keeps as a column of its own
 /// is `frequent.{key}`, others `fields['{key}']`.
 fn cases(meta: &Meta, frequent: &[String]) -> Vec<Case> {
-    let field = |key: &str| {
-        if frequent.iter().any(|k| k == key) { format!("frequent.{key}") } else { format!("fields['{key}']") }
+    // chDB reads a struct's field with `tupleElement` (`frequent.x` beside `*` fails there).
+    let field = |key: &str, ch: bool| match (frequent.iter().any(|k| k == key), ch) {
+        (true, false) => format!("frequent.{key}"),
+        (true, true) => format!("tupleElement(frequent, '{key}')"),
+        (false, _) => format!("fields['{key}']"),
     };
     // Full text: the message, every field's value, the frequent fields.
     let text = |word: &str, ch: bool| {
@@ -125,7 +128,7 @@ fn cases(meta: &Meta, frequent: &[String]) -> Vec<Case> {
             .iter()
             .map(|k| {
                 if ch {
-                    format!(" OR positionCaseInsensitive(frequent.{k}, '{word}') > 0")
+                    format!(" OR positionCaseInsensitive(tupleElement(frequent, '{k}'), '{word}') > 0")
                 } else {
                     format!(" OR contains(lower(frequent.{k}), '{word}')")
                 }
@@ -165,7 +168,7 @@ fn cases(meta: &Meta, frequent: &[String]) -> Vec<Case> {
         let logs = if ch { "{logs}" } else { "logs" };
         let d = if desc { " DESC" } else { "" };
         format!(
-            "SELECT time_ns FROM {logs} WHERE {} AND {filter} ORDER BY time_ns{d}, batch_id{d}, position{d} LIMIT 100",
+            "SELECT * FROM {logs} WHERE {} AND {filter} ORDER BY time_ns{d}, batch_id{d}, position{d} LIMIT 100",
             within(from, to)
         )
     };
@@ -249,7 +252,7 @@ fn cases(meta: &Meta, frequent: &[String]) -> Vec<Case> {
             format!(
                 "SELECT {} AS user_id, {count} AS c FROM {logs} WHERE {} AND lower(level) = 'error' \
                  GROUP BY 1 ORDER BY c DESC, user_id LIMIT 10",
-                field("user_id"),
+                field("user_id", ch),
                 within(from, to)
             )
         }),
@@ -363,6 +366,25 @@ fn serve(rt: &tokio::runtime::Runtime, storage: &storage::Storage) -> u16 {
     port
 }
 
+/// Bytes of a table's Parquet files and of its index sidecars.
+fn sizes(dir: &Path) -> (u64, u64) {
+    let (mut parquet, mut index) = (0, 0);
+    let mut stack = vec![dir.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let (path, meta) = (entry.path(), entry.metadata().unwrap());
+            if meta.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                parquet += meta.len();
+            } else if path.extension().is_some_and(|e| e == "idx") {
+                index += meta.len();
+            }
+        }
+    }
+    (parquet, index)
+}
+
 fn seconds_of(answer: &Value) -> f64 {
     median(answer["seconds"].as_array().unwrap().iter().map(|s| s.as_f64().unwrap()).collect())
 }
@@ -388,6 +410,14 @@ fn main() {
     let data = dir.join("data");
     let table = data.join(format!("tables/{PROJECT}/{LOGSTORE}"));
     let storage = storage::open(&data.display().to_string(), &Default::default()).unwrap();
+    let (parquet, index) = sizes(&table);
+    println!(
+        "table: {:.1} MB of Parquet; token index and rollups: {:.1} MB, {:.1}% of it, {:.2} bytes per log",
+        parquet as f64 / 1e6,
+        index as f64 / 1e6,
+        index as f64 * 100.0 / parquet as f64,
+        index as f64 / meta.logs as f64
+    );
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build().unwrap();
     let shared = Shared {
