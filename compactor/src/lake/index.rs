@@ -36,7 +36,8 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use prost::encoding::{decode_varint, encode_varint};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use xorf::{BinaryFuse8, BinaryFuse8Ref, DmaSerializable, Filter, FilterRef};
 
 use super::schema::{LEVEL, TIME_NS};
@@ -111,6 +112,26 @@ pub fn orphans(listed: &[String]) -> Vec<&str> {
 /// The hash of a token, lowercased: xxHash64, stable across versions and machines.
 pub fn token_hash(lowercase: &[u8]) -> u64 {
     twox_hash::XxHash64::oneshot(0, lowercase)
+}
+
+/// A hasher for keys that are hashes already (xxHash64 of tokens): the key itself.
+#[derive(Debug, Default)]
+pub struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 /// One row group's filter.
@@ -341,7 +362,9 @@ impl<'a> Reader<'a> {
 pub struct IndexBuilder {
     row_group_rows: usize,
     rows: usize,
-    hashes: Vec<u64>,
+    /// The row group's distinct token hashes (kept distinct as they come: sorting every
+    /// token's hash per row group cost as much as the rest of compaction).
+    hashes: HashSet<u64, BuildHasherDefault<Prehashed>>,
     lower: Vec<u8>,
     row_groups: Vec<RowGroupIndex>,
     /// `None` once the rows cannot be rolled up (no time, too many levels).
@@ -353,7 +376,7 @@ impl IndexBuilder {
         Self {
             row_group_rows: row_group_rows.max(1),
             rows: 0,
-            hashes: Vec::new(),
+            hashes: HashSet::default(),
             lower: Vec::new(),
             row_groups: Vec::new(),
             rollup: Some(RollupBuilder::default()),
@@ -408,12 +431,11 @@ impl IndexBuilder {
     }
 
     fn seal(&mut self) -> Result<(), IndexError> {
-        self.hashes.sort_unstable();
-        self.hashes.dedup();
         let filter = if self.hashes.is_empty() {
             None
         } else {
-            let filter = BinaryFuse8::try_from(&self.hashes).map_err(IndexError::Filter)?;
+            let distinct: Vec<u64> = self.hashes.iter().copied().collect();
+            let filter = BinaryFuse8::try_from(&distinct).map_err(IndexError::Filter)?;
             let mut descriptor = vec![0; BinaryFuse8::DESCRIPTOR_LEN];
             filter.dma_copy_descriptor_to(&mut descriptor);
             Some((descriptor.into(), filter.fingerprints))
@@ -468,7 +490,7 @@ impl IndexBuilder {
         for token in tokens(value) {
             self.lower.clear();
             self.lower.extend(token.iter().map(u8::to_ascii_lowercase));
-            self.hashes.push(token_hash(&self.lower));
+            self.hashes.insert(token_hash(&self.lower));
         }
     }
 }
