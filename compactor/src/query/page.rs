@@ -9,9 +9,9 @@
 //! the row groups the token index keeps, with their times from the time rollups; the
 //! Delta statistics of files without; the headers of the fresh raw batches), to hold
 //! about 8 times more rows than the one before, starting from twice the rows wanted, and
-//! at a row group's edge; what is left is read in one window once it is small (a million
-//! rows). A needle's few row groups are then read by one window, a broad search reads the
-//! newest row groups only.
+//! at a row group's edge; when the token index narrowed the row groups down, what is
+//! left is read in one window once it is small (a million rows). A needle's few row
+//! groups are then read by one window, a broad search reads the newest row groups only.
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::logical_expr::SortExpr;
@@ -98,11 +98,14 @@ pub async fn first_in_time(
     }
     let (mut done, mut target, mut got) = (if newest_first { to } else { from }, wanted as f64 * 2.0, Vec::new());
     let mut have = 0usize;
+    // Only where the token index narrowed the row groups down: a broad search's rest is
+    // most of the range.
+    let small = if source.narrowed() { SMALL_ROWS } else { 0.0 };
     loop {
         // What is left is read in one window when it is small: each window is a query.
         let left = if newest_first { (from, done) } else { (done, to) };
         let left_rows = chunks.iter().map(|c| c.rows_in(left.0, left.1)).sum::<f64>();
-        let (a, b) = if left_rows <= target.max(SMALL_ROWS) {
+        let (a, b) = if left_rows <= target.max(small) {
             left
         } else {
             next_window(&chunks, from, to, done, target, newest_first)

@@ -354,6 +354,11 @@ impl Source {
         Ok((logs, counts))
     }
 
+    /// Whether the last [`Self::logs_for`] skipped row groups by the token index.
+    pub fn narrowed(&self) -> bool {
+        self.pruning.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|p| p.skipped > 0)
+    }
+
     /// What is known of where the rows the scans read are: each row group the last
     /// [`Self::logs_for`] kept (all, before it), with its times from its time rollup; the
     /// Delta statistics of a file without (a file without statistics as if spread over
