@@ -292,13 +292,23 @@ mod tests {
         storage
     }
 
+    /// The test logstore opened for `range`, as of its end.
+    async fn open(storage: &Storage, range: Range) -> Source {
+        let reading = Reading {
+            project: "suite",
+            logstore: "idx",
+            from_ns: range.from_ns,
+            to_ns: range.to_ns,
+            now_ns: range.to_ns,
+        };
+        Source::open(&shared(storage), reading).await.unwrap()
+    }
+
     /// The rows (batch id, position) a search selects, with and without the index, and
     /// the row groups the index skipped.
     async fn both_ways(storage: &Storage, query: &str, start_ns: i64) -> (Vec<String>, Vec<String>, usize) {
-        let shared = shared(storage);
         let (from_ns, to_ns) = (start_ns - SECOND, start_ns + 3600 * SECOND);
-        let reading = Reading { project: "suite", logstore: "idx", from_ns, to_ns, now_ns: to_ns };
-        let source = Source::open(&shared, reading).await.unwrap();
+        let source = open(storage, Range { from_ns, to_ns }).await;
         let search = syntax::parse(query).unwrap().search;
         let filter = Range { from_ns, to_ns }.filter().and(source.functions.filter(&search));
         let rows = |df: datafusion::prelude::DataFrame| async {
@@ -347,13 +357,7 @@ mod tests {
             word.prop_map(|w| format!("{}*", &w[..2])),
             Just("*".to_owned()),
         ];
-        leaf.prop_recursive(3, 12, 2, |inner| {
-            prop_oneof![
-                (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a}) and ({b})")),
-                (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a}) or ({b})")),
-                inner.prop_map(|a| format!("not ({a})")),
-            ]
-        })
+        combined(leaf, 12)
     }
 
     proptest! {
@@ -381,16 +385,8 @@ mod tests {
     /// GetHistograms answers it, and counted from every row; and the row groups counted
     /// from rollups.
     async fn histograms(storage: &Storage, query: &str, from: i64, part: i64, to: i64) -> (Vec<u64>, Vec<u64>, usize) {
-        let shared = shared(storage);
         let range = Range::new(from, part, to, 0).unwrap();
-        let reading = Reading {
-            project: "suite",
-            logstore: "idx",
-            from_ns: range.from_ns,
-            to_ns: range.to_ns,
-            now_ns: range.to_ns,
-        };
-        let source = Source::open(&shared, reading).await.unwrap();
+        let source = open(storage, range).await;
         let query = syntax::parse(query).unwrap();
         let answer = sls::histogram(&source, range, from, to, None, &query).await.unwrap();
         let width_ns = (answer[0].1 - answer[0].0) * SECOND;
@@ -446,18 +442,23 @@ mod tests {
         }
     }
 
-    fn level_query() -> impl Strategy<Value = String> {
-        let leaf = prop_oneof![
-            (0..4usize).prop_map(|l| format!("level: {}", ["INFO", "error", "warn", "nope"][l])),
-            Just("*".to_owned()),
-        ];
-        leaf.prop_recursive(3, 8, 2, |inner| {
+    /// Searches of `leaf`s joined by `and`, `or` and `not`, up to 3 deep and `size` leaves.
+    fn combined(leaf: impl Strategy<Value = String> + 'static, size: u32) -> impl Strategy<Value = String> {
+        leaf.prop_recursive(3, size, 2, |inner| {
             prop_oneof![
                 (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a}) and ({b})")),
                 (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a}) or ({b})")),
                 inner.prop_map(|a| format!("not ({a})")),
             ]
         })
+    }
+
+    fn level_query() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            (0..4usize).prop_map(|l| format!("level: {}", ["INFO", "error", "warn", "nope"][l])),
+            Just("*".to_owned()),
+        ];
+        combined(leaf, 8)
     }
 
     proptest! {
@@ -493,16 +494,8 @@ mod tests {
         (from, to): (i64, i64),
         (offset, limit, newest_first): (usize, usize, bool),
     ) -> (Vec<String>, Vec<String>) {
-        let shared = shared(storage);
         let range = Range::new(from, 0, to, 0).unwrap();
-        let reading = Reading {
-            project: "suite",
-            logstore: "idx",
-            from_ns: range.from_ns,
-            to_ns: range.to_ns,
-            now_ns: range.to_ns,
-        };
-        let source = Source::open(&shared, reading).await.unwrap();
+        let source = open(storage, range).await;
         let query = syntax::parse(query).unwrap();
         let ids = |batches: Vec<datafusion::arrow::array::RecordBatch>| -> Vec<String> {
             batches
