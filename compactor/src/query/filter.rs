@@ -11,7 +11,7 @@
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
 use datafusion::execution::FunctionRegistry;
-use datafusion::functions::expr_fn::{coalesce, get_field, lower};
+use datafusion::functions::expr_fn::{coalesce, get_field};
 use datafusion::logical_expr::{Expr, ScalarUDF, cast, not};
 use datafusion::prelude::{col, lit};
 use std::sync::Arc;
@@ -146,7 +146,8 @@ impl Functions {
                 return if c.shared { column.or(self.field(k).eq(lit(w.as_str()))) } else { column };
             }
             if k == LEVEL {
-                return lower(col(LEVEL)).eq(lit(w.to_lowercase()));
+                // `lower(level) = w`, evaluated once per distinct level.
+                return self.text.call(vec![col(LEVEL), lit(w.as_str()), lit("equal")]);
             }
             if k == LINE_NUMBER
                 && let Ok(n) = w.parse::<i32>()

@@ -13,6 +13,7 @@
 
 pub mod bounded;
 pub mod deadline;
+pub mod files;
 pub mod filter;
 pub mod page;
 pub mod proliferate;

@@ -8,16 +8,7 @@
 //! file whose row groups are all skipped is not opened. Files without an index, or whose
 //! index does not describe them (another size, other row counts), are read whole.
 
-use datafusion::catalog::Session;
-use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::datasource::TableProvider;
-use datafusion::datasource::physical_plan::parquet::ParquetAccessPlan;
-use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, FileScanConfigBuilder};
-use datafusion::datasource::source::DataSourceExec;
-use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
-use datafusion::physical_plan::ExecutionPlan;
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use super::syntax::{Key, Search, Term};
 use crate::lake::index::{FileIndex, RowGroupIndex, token_hash, tokens};
@@ -120,6 +111,12 @@ impl Pruning {
         self.skipped == 0 && self.rolled_up == 0
     }
 
+    /// Whether each row group of a file (of the Delta log's `path`) is read, when the
+    /// pruning skips any of them.
+    pub fn kept(&self, path: &str) -> Option<&[bool]> {
+        self.files.get(file_name(path)).map(Vec::as_slice)
+    }
+
     /// Whether a row group of a file (of the Delta log's `path`) is read.
     pub fn reads(&self, path: &str, group: usize) -> bool {
         self.files.get(file_name(path)).is_none_or(|read| read.get(group).copied().unwrap_or(true))
@@ -133,97 +130,11 @@ impl Pruning {
             self.rolled_up += 1;
         }
     }
-
-    /// A scan's files with the row groups to read attached; files with none left out.
-    fn apply(&self, config: &FileScanConfig) -> Option<FileScanConfig> {
-        let mut changed = false;
-        let groups: Vec<FileGroup> = config
-            .file_groups
-            .iter()
-            .map(|group| {
-                let files = group
-                    .iter()
-                    .filter_map(|file| {
-                        let Some(read) = self.files.get(file_name(file.object_meta.location.as_ref())) else {
-                            return Some(file.clone());
-                        };
-                        if read.iter().all(|r| *r) {
-                            return Some(file.clone());
-                        }
-                        changed = true;
-                        if !read.iter().any(|r| *r) {
-                            return None;
-                        }
-                        let mut plan = ParquetAccessPlan::new_all(read.len());
-                        for (i, r) in read.iter().enumerate() {
-                            if !r {
-                                plan.skip(i);
-                            }
-                        }
-                        Some(file.clone().with_extension(plan))
-                    })
-                    .collect::<Vec<_>>();
-                FileGroup::new(files)
-            })
-            .collect();
-        changed.then(|| FileScanConfigBuilder::from(config.clone()).with_file_groups(groups).build())
-    }
-
-    /// `plan` with every Parquet scan restricted to the row groups to read.
-    fn restrict(&self, plan: Arc<dyn ExecutionPlan>) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
-        plan.transform_down(|node| {
-            let Some(exec) = node.downcast_ref::<DataSourceExec>() else { return Ok(Transformed::no(node)) };
-            let Some(config) = exec.data_source().downcast_ref::<FileScanConfig>() else {
-                return Ok(Transformed::no(node));
-            };
-            Ok(match self.apply(config) {
-                Some(config) => Transformed::yes(DataSourceExec::from_data_source(config) as Arc<dyn ExecutionPlan>),
-                None => Transformed::no(node),
-            })
-        })
-        .map(|t| t.data)
-    }
 }
 
 /// The last segment of a path: data file names are unique (they hold a UUID).
 fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
-}
-
-/// A table whose scans read only the row groups a [`Pruning`] keeps.
-#[derive(Debug)]
-pub struct Pruned {
-    pub inner: Arc<dyn TableProvider>,
-    pub pruning: Arc<Pruning>,
-}
-
-#[async_trait::async_trait]
-impl TableProvider for Pruned {
-    fn schema(&self) -> datafusion::arrow::datatypes::SchemaRef {
-        self.inner.schema()
-    }
-
-    fn table_type(&self) -> TableType {
-        self.inner.table_type()
-    }
-
-    fn supports_filters_pushdown(
-        &self,
-        filters: &[&Expr],
-    ) -> datafusion::common::Result<Vec<TableProviderFilterPushDown>> {
-        self.inner.supports_filters_pushdown(filters)
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        limit: Option<usize>,
-    ) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
-        let plan = self.inner.scan(state, projection, filters, limit).await?;
-        self.pruning.restrict(plan)
-    }
 }
 
 #[cfg(test)]
@@ -377,6 +288,43 @@ mod tests {
                     let (with, without, _) = both_ways(&storage, query, start_ns()).await;
                     assert_eq!(with, without, "{query}");
                 }
+            });
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        /// A time range reads exactly the rows in it: the files it lies across in part are
+        /// filtered by time, those wholly inside it are not, those outside not opened.
+        #[test]
+        fn time_bounds_read_exactly_the_rows_in_range(
+            count in 1..40usize,
+            step_s in prop_oneof![Just(1i64), Just(600), Just(5 * 3600)],
+            from_s in -3600i64..(40 * 5 * 3600),
+            len_s in 0i64..(3 * 86_400),
+            parts in (0i64..2000, 0i64..2000),
+        ) {
+            let logs: Vec<_> = (0..count).map(|i| (vec![i % VOCABULARY.len()], 0, 0)).collect();
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            runtime.block_on(async {
+                let offset = move |n: i64| n * step_s * SECOND + n % 2 * 1000;
+                let storage = table_spaced(&logs, 1 + count / 10, start_ns(), offset).await;
+                let from = start_ns() / SECOND + from_s;
+                let range = Range::new(from, parts.0, from + len_s, parts.1).unwrap();
+                let source = open(&storage, range).await;
+                let times = |batches: Vec<datafusion::arrow::array::RecordBatch>| {
+                    let mut times: Vec<i64> = batches
+                        .iter()
+                        .flat_map(|b| (0..b.num_rows()).map(move |r| int_at(b, TIME_NS, r).unwrap()))
+                        .collect();
+                    times.sort_unstable();
+                    times
+                };
+                let read = times(source.logs().filter(range.filter()).unwrap().collect().await.unwrap());
+                let all = times(source.logs().collect().await.unwrap());
+                let expected: Vec<i64> = all.into_iter().filter(|t| *t >= range.from_ns && *t < range.to_ns).collect();
+                assert_eq!(read, expected);
             });
         }
     }

@@ -22,9 +22,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::deadline::Deadline;
+use super::files::{self, DataFile, TableFiles};
 use super::filter::Functions;
 use super::page::Chunk;
-use super::prune::{Need, Pruned, Pruning};
+use super::prune::{Need, Pruning};
 use super::rollup::{self, Buckets};
 use super::scan::Scanned;
 use super::syntax::Search;
@@ -33,7 +34,9 @@ use crate::lake::index::{self, FileIndex};
 use crate::lake::raw::{self, Pending, ReceivedBatch};
 use crate::lake::rows::to_record_batch;
 use crate::lake::{LakeError, Storage, schema, table};
-use datafusion::datasource::TableProvider;
+use datafusion::execution::cache::cache_manager::FileMetadataCache;
+use datafusion::execution::cache::default_cache::DefaultCache;
+use datafusion::execution::object_store::ObjectStoreUrl;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
@@ -54,6 +57,27 @@ pub struct Cache {
     views: Mutex<HashMap<String, View>>,
     /// Each table version's data files.
     files: Mutex<HashMap<String, VersionFiles>>,
+    /// Data files' Parquet footers and page indexes, by path.
+    footers: Footers,
+}
+
+/// Parquet metadata read by queries, up to [`FOOTER_CACHE_BYTES`] (least recently used
+/// first out). Data files never change, so an entry is never stale.
+struct Footers(Arc<FileMetadataCache>);
+
+/// Bytes of Parquet metadata kept in memory (about 1 MB per 100 MB data file).
+const FOOTER_CACHE_BYTES: usize = 256 << 20;
+
+impl Default for Footers {
+    fn default() -> Self {
+        Self(Arc::new(DefaultCache::new(FOOTER_CACHE_BYTES).with_name("parquet footers")))
+    }
+}
+
+impl std::fmt::Debug for Footers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Footers").field("files", &self.0.len()).finish()
+    }
 }
 
 /// A logstore's raw batches as listed at `taken`, and its table as read right after.
@@ -80,6 +104,9 @@ impl Cache {
 }
 
 const SECOND: i64 = 1_000_000_000;
+
+/// The URL a query's runtime knows the lake's store by (see [`session::runtime`]).
+const LAKE_URL: &str = "sluice://lake/";
 
 /// A table version and its data files.
 type VersionFiles = (u64, Arc<Vec<DataFile>>);
@@ -112,18 +139,6 @@ impl Indexes {
     }
 }
 
-/// A data file of the table version a query reads.
-#[derive(Clone, Debug)]
-struct DataFile {
-    /// As the Delta log names it, relative to the table.
-    path: String,
-    size: u64,
-    date: String,
-    /// Its rows' first and last time, and how many, from the Delta statistics.
-    time: Option<(i64, i64)>,
-    rows: Option<u64>,
-}
-
 /// A logstore opened for one query: the table and the fresh raw batches, as one
 /// DataFrame, in a session of the query's own (see [`session`]). No table is registered
 /// by name: the only way to the data is [`Source::logs`].
@@ -137,7 +152,7 @@ pub struct Source {
     /// Every log of the logstore: the table's, then the fresh raw batches'.
     all: DataFrame,
     /// The table, its data files, and the fresh raw batches, to read with an index.
-    compacted: Option<Arc<dyn TableProvider>>,
+    compacted: Option<Arc<TableFiles>>,
     files: Arc<Vec<DataFile>>,
     fresh: Option<DataFrame>,
     /// The fresh raw batches' times and rows.
@@ -210,14 +225,24 @@ impl Source {
             (None, None, Arc::default());
         let (mut compacted, mut provider, mut files) = (None, None, Arc::default());
         if let Some(delta) = table {
+            use deltalake::kernel::engine::arrow_conversion::TryIntoArrow as _;
             version = delta.version();
-            delta.update_datafusion_session(&ctx.state())?;
-            let table_provider: Arc<dyn TableProvider> =
-                delta.table_provider().with_session(Arc::new(ctx.state())).await?;
-            schema = Some(table_provider.schema());
-            compacted = Some(ctx.read_table(table_provider.clone())?);
-            provider = Some(table_provider);
+            let delta_schema: datafusion::arrow::datatypes::Schema =
+                delta.snapshot()?.snapshot().schema().as_ref().try_into_arrow()?;
             files = data_files(cache, &delta).await?;
+            let store_url = ObjectStoreUrl::parse(LAKE_URL)?;
+            runtime.register_object_store(store_url.as_ref(), storage.store.clone());
+            let table_files = Arc::new(TableFiles {
+                schema: files::table_schema(&delta_schema),
+                store_url,
+                prefix: table_prefix(project, logstore),
+                files: files.clone(),
+                pruning: None,
+                metadata: cache.footers.0.clone(),
+            });
+            schema = Some(table_files.schema.clone());
+            compacted = Some(ctx.read_table(table_files.clone())?);
+            provider = Some(table_files);
             let since_ms = now_ns
                 .div_euclid(1_000_000)
                 .saturating_sub(i64::try_from(shared.lookback.as_millis()).unwrap_or(i64::MAX));
@@ -346,7 +371,7 @@ impl Source {
         self.scanned.add_skipped(pruning.skipped, pruning.rolled_up);
         let pruning = Arc::new(pruning);
         *self.pruning.lock().unwrap_or_else(|e| e.into_inner()) = Some(pruning.clone());
-        let compacted = self.ctx.read_table(Arc::new(Pruned { inner: provider, pruning }))?;
+        let compacted = self.ctx.read_table(Arc::new(TableFiles { pruning: Some(pruning), ..(*provider).clone() }))?;
         let logs = match &self.fresh {
             Some(fresh) => compacted.union(fresh.clone())?,
             None => compacted,

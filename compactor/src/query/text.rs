@@ -16,6 +16,8 @@ pub enum Needle {
     Word(Vec<u8>),
     /// A token matching `*`/`?` wildcards, lowercased.
     Pattern(Vec<u8>),
+    /// The whole text, lowercased as SQL's `lower` does (Unicode).
+    Equal(String),
 }
 
 impl Needle {
@@ -29,9 +31,16 @@ impl Needle {
     pub fn pattern(term: &str) -> Self {
         Self::Pattern(term.to_lowercase().into_bytes())
     }
+    /// Equality with `lower(text)`: `level: error` (a level is one word, compared whole).
+    pub fn equal(term: &str) -> Self {
+        Self::Equal(term.to_lowercase())
+    }
 
     /// Whether `text` (any case) matches.
     pub fn matches(&self, text: &[u8]) -> bool {
+        if let Self::Equal(term) = self {
+            return equal_lowercase(text, term);
+        }
         let lower = text.to_ascii_lowercase();
         self.matches_lowercase(&lower, 0, lower.len())
     }
@@ -56,6 +65,7 @@ impl Needle {
                 false
             }
             Self::Pattern(p) => text.split(|b| is_delimiter(*b)).any(|token| !token.is_empty() && glob(p, token)),
+            Self::Equal(term) => equal_lowercase(text, term),
         }
     }
 
@@ -70,6 +80,12 @@ impl Needle {
             return;
         }
         let base = offsets[0];
+        if let Self::Equal(term) = self {
+            for (row, hit) in out.iter_mut().enumerate() {
+                *hit = equal_lowercase(&values[offsets[row]..offsets[row + 1]], term);
+            }
+            return;
+        }
         let lower = values[base..offsets[rows]].to_ascii_lowercase();
         let row_of = |at: usize| offsets.partition_point(|&o| o - base <= at) - 1;
         match self {
@@ -96,13 +112,22 @@ impl Needle {
                     }
                 }
             }
-            Self::Pattern(_) => {
+            Self::Pattern(_) | Self::Equal(_) => {
                 for (row, hit) in out.iter_mut().enumerate() {
                     *hit = self.matches_lowercase(&lower, offsets[row] - base, offsets[row + 1] - base);
                 }
             }
         }
     }
+}
+
+/// Whether `lower(text)` is `term` (lowercase): ASCII text byte by byte, other text as
+/// Unicode lowercases it (as SQL's `lower`).
+fn equal_lowercase(text: &[u8], term: &str) -> bool {
+    if text.is_ascii() {
+        return text.len() == term.len() && text.iter().zip(term.as_bytes()).all(|(a, b)| a.to_ascii_lowercase() == *b);
+    }
+    std::str::from_utf8(text).is_ok_and(|t| t.to_lowercase() == term)
 }
 
 /// Whether the word `needle` found at `at` in `text` is whole: a delimiter (or the
@@ -174,6 +199,18 @@ mod tests {
         assert_eq!(t, [&b"GET"[..], b"api", b"v1", b"x", b"1", b"done"]);
     }
 
+    #[test]
+    fn equality_is_with_the_lowercased_whole_text() {
+        let e = Needle::equal("Error");
+        assert!(e.matches(b"ERROR") && e.matches(b"error"));
+        assert!(!e.matches(b"an error") && !e.matches(b"errors"));
+        assert!(Needle::equal("\u{c9}tat").matches("\u{e9}TAT".as_bytes()), "as SQL's lower, Unicode");
+        let (buffer, offsets) = rows(&["warn", "WARN", "warning", ""]);
+        let mut out = Vec::new();
+        Needle::equal("warn").match_rows(&buffer, &offsets, &mut out);
+        assert_eq!(out, [true, true, false, false]);
+    }
+
     fn rows(values: &[&str]) -> (Vec<u8>, Vec<usize>) {
         let mut buffer = Vec::new();
         let mut offsets = vec![0];
@@ -190,9 +227,14 @@ mod tests {
         fn buffers_agree_with_rows(
             texts in proptest::collection::vec("[a-cA-C :/=]{0,12}", 0..20),
             term in "[a-c/]{1,3}",
-            kind in 0u8..3,
+            kind in 0u8..4,
         ) {
-            let needle = match kind { 0 => Needle::word(&term), 1 => Needle::phrase(&term), _ => Needle::pattern(&format!("{term}*")) };
+            let needle = match kind {
+                0 => Needle::word(&term),
+                1 => Needle::phrase(&term),
+                2 => Needle::pattern(&format!("{term}*")),
+                _ => Needle::equal(&term),
+            };
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             let (buffer, offsets) = rows(&refs);
             let mut out = Vec::new();

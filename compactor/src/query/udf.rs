@@ -1,21 +1,25 @@
 //! DataFusion functions for the SLS query language:
 //!
 //! - `sls_text(text, term, mode)`: whether a string matches a term (`mode`: `word`,
-//!   `phrase` or `pattern`; see [`super::text`]);
+//!   `phrase`, `pattern`, or `equal` for `lower(text) = term`; see [`super::text`]);
 //! - `sls_map_text(values, term, mode)`: whether any value of a map, or any column of a
 //!   struct of strings, matches;
 //! - `sls_field(map, key)`: a map's value for a key, or null.
 //!
-//! Strings are matched a whole Arrow buffer at a time (see [`Needle::match_rows`]).
+//! Strings are matched a whole Arrow buffer at a time (see [`Needle::match_rows`]); string
+//! views (the dictionary-encoded columns, see [`super::files`]) once per distinct value.
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, BooleanBufferBuilder, MapArray, StringArray, StringBuilder,
+    Array, ArrayRef, AsArray, BooleanArray, BooleanBufferBuilder, MapArray, StringArray, StringBuilder, StringViewArray,
 };
+use datafusion::arrow::buffer::BooleanBuffer;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Result, ScalarValue, exec_err};
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
 use datafusion::prelude::SessionContext;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use super::text::Needle;
@@ -41,6 +45,7 @@ fn needle(term: &str, mode: &str) -> Result<Needle> {
         "word" => Ok(Needle::word(term)),
         "phrase" => Ok(Needle::phrase(term)),
         "pattern" => Ok(Needle::pattern(term)),
+        "equal" => Ok(Needle::equal(term)),
         other => exec_err!("unknown match mode {other}"),
     }
 }
@@ -54,6 +59,67 @@ fn strings(array: &ArrayRef) -> Result<StringArray> {
         }
         other => exec_err!("expected strings, found {other}"),
     }
+}
+
+/// Distinct values of a string view array matched once each; past this many (mostly
+/// unique text), the other rows are matched one by one.
+const DISTINCT_VIEWS: usize = 1024;
+
+/// Which rows of a string view array match, nulls never, each distinct value matched
+/// once: a view holds a short value whole, and a longer one's place in the array's
+/// buffers, which the rows read from one Parquet dictionary entry share.
+fn match_views(values: &StringViewArray, needle: &Needle, out: &mut Vec<bool>) {
+    out.clear();
+    out.reserve(values.len());
+    let mut seen: HashMap<u128, bool, BuildHasherDefault<ViewHasher>> = HashMap::default();
+    let mut last: Option<(u128, bool)> = None;
+    for (row, view) in values.views().iter().enumerate() {
+        if values.is_null(row) {
+            out.push(false);
+            continue;
+        }
+        let hit = match last {
+            Some((v, hit)) if v == *view => hit,
+            _ => match seen.get(view) {
+                Some(hit) => *hit,
+                None => {
+                    let hit = needle.matches(values.value(row).as_bytes());
+                    if seen.len() < DISTINCT_VIEWS {
+                        seen.insert(*view, hit);
+                    }
+                    hit
+                }
+            },
+        };
+        last = Some((*view, hit));
+        out.push(hit);
+    }
+}
+
+/// Hashes a string view by mixing its two halves (views are already well spread: length,
+/// prefix, buffer and offset).
+#[derive(Default)]
+struct ViewHasher(u64);
+
+impl Hasher for ViewHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(*b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn write_u128(&mut self, view: u128) {
+        let (low, high) = (view as u64, (view >> 64) as u64);
+        self.0 = (low ^ high.rotate_left(32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 ^= self.0 >> 29;
+    }
+}
+
+/// Match results as a boolean array, 64 rows at a time.
+fn bits(hits: &[bool]) -> BooleanArray {
+    BooleanArray::new(BooleanBuffer::collect_bool(hits.len(), |i| hits[i]), None)
 }
 
 /// Which rows of a string array match, nulls never.
@@ -102,7 +168,7 @@ impl ScalarUDFImpl for TextMatch {
             if let Some(nulls) = columns.nulls() {
                 any.iter_mut().enumerate().for_each(|(i, a)| *a &= nulls.is_valid(i));
             }
-            BooleanArray::from(any)
+            bits(&any)
         } else if self.name == "sls_map_text" {
             let Some(map) = array.as_any().downcast_ref::<MapArray>() else {
                 return exec_err!("sls_map_text needs a map, found {}", array.data_type());
@@ -116,9 +182,12 @@ impl ScalarUDFImpl for TextMatch {
                 out.append(map.is_valid(row) && hits[start..end].iter().any(|h| *h));
             }
             BooleanArray::new(out.finish(), None)
+        } else if let Some(views) = array.as_string_view_opt() {
+            match_views(views, &needle, &mut hits);
+            bits(&hits)
         } else {
             match_strings(&strings(&array)?, &needle, &mut hits);
-            BooleanArray::from(hits)
+            bits(&hits)
         };
         Ok(ColumnarValue::Array(Arc::new(result)))
     }
@@ -164,5 +233,47 @@ impl ScalarUDFImpl for FieldLookup {
             }
         }
         Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Matching string views once per distinct value agrees with matching each row,
+        /// whether the views share their bytes (as read from a dictionary) or not.
+        #[test]
+        fn views_agree_with_rows(
+            values in proptest::collection::vec(proptest::option::of("[a-cA-C ]{0,20}"), 0..40),
+            term in "[a-c]{1,3}",
+            kind in 0u8..3,
+            shared in any::<bool>(),
+        ) {
+            let needle = match kind { 0 => Needle::word(&term), 1 => Needle::pattern(&format!("{term}*")), _ => Needle::equal(&term) };
+            let views: StringViewArray = if shared {
+                // As Parquet decodes a dictionary page: each row a view into one buffer.
+                let mut dictionary: Vec<String> = values.iter().flatten().cloned().collect();
+                dictionary.sort();
+                dictionary.dedup();
+                let keys: Vec<Option<i32>> = values
+                    .iter()
+                    .map(|v| v.as_ref().map(|v| dictionary.binary_search(v).unwrap() as i32))
+                    .collect();
+                let dict = datafusion::arrow::array::DictionaryArray::new(
+                    datafusion::arrow::array::Int32Array::from(keys),
+                    Arc::new(StringArray::from(dictionary)),
+                );
+                cast(&dict, &DataType::Utf8View).unwrap().as_string_view().clone()
+            } else {
+                values.iter().map(|v| v.as_deref()).collect()
+            };
+            let mut out = Vec::new();
+            match_views(&views, &needle, &mut out);
+            let expected: Vec<bool> =
+                values.iter().map(|v| v.as_ref().is_some_and(|v| needle.matches(v.as_bytes()))).collect();
+            prop_assert_eq!(out, expected);
+        }
     }
 }

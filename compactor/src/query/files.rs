@@ -1,0 +1,395 @@
+//! A table version's data files as one DataFusion table: a Parquet scan of exactly the
+//! files the Delta log lists (read once per version, see [`super::source`]), each with
+//! its `date` partition from the log.
+//!
+//! It does per query only what the query needs:
+//!
+//! - Bounds on `time_ns` and on `date` (compared with literals) are taken whole
+//!   ([`TableProviderFilterPushDown::Exact`]): files outside them are not opened (Delta
+//!   statistics, partition values), files wholly inside them are read without
+//!   evaluating the bounds per row, and only the files they cut (or that have no
+//!   statistics) filter by time, with Parquet statistics and page indexes first.
+//! - The row groups a [`Pruning`] skips (token index, rollups) are not read.
+//! - Parquet footers and page indexes come from a cache shared by every query: data files
+//!   never change (each has a unique name), so an entry never goes stale.
+//!
+//! Files whose schema is older than the table's (fewer frequent fields) are read with
+//! DataFusion's schema adaptation: what a file lacks is null.
+
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
+use datafusion::catalog::Session;
+use datafusion::common::config::TableParquetOptions;
+use datafusion::common::{DFSchema, Result, ScalarValue};
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::parquet::{CachedParquetFileReaderFactory, ParquetAccessPlan};
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::datasource::table_schema::TableSchema;
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::execution::cache::cache_manager::FileMetadataCache;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown, col, lit};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::physical_plan::filter::FilterExecBuilder;
+use datafusion::physical_plan::union::UnionExec;
+use object_store::ObjectMeta;
+use object_store::path::Path;
+use std::sync::Arc;
+
+use super::prune::Pruning;
+use crate::lake::schema::{DATE, Kind, Layout, TIME_NS, column_named};
+
+/// A data file of the table version a query reads.
+#[derive(Clone, Debug)]
+pub struct DataFile {
+    /// As the Delta log names it, relative to the table.
+    pub path: String,
+    pub size: u64,
+    pub date: String,
+    /// Its rows' first and last time, and how many, from the Delta statistics.
+    pub time: Option<(i64, i64)>,
+    pub rows: Option<u64>,
+}
+
+/// The partition column's type, as DataFusion gives partition values.
+pub fn date_type() -> DataType {
+    DataType::Dictionary(Box::new(DataType::UInt16), Box::new(DataType::Utf8))
+}
+
+/// The table as queries see it: the Delta schema, `date` dictionary-encoded, and the
+/// text columns written dictionary-encoded (level, topic, ids, ...) as string views: read
+/// so, a row's value points into its page's dictionary instead of being copied, and the
+/// query functions evaluate each distinct value once (see [`super::udf`]).
+pub fn table_schema(delta: &Schema) -> SchemaRef {
+    let fields: Vec<FieldRef> = delta
+        .fields()
+        .iter()
+        .map(|f| {
+            let column = column_named(f.name());
+            if f.name() == DATE {
+                Arc::new(Field::new(DATE, date_type(), false))
+            } else if f.data_type() == &DataType::Utf8
+                && column.is_some_and(|c| c.kind == Kind::Text && c.layout == Layout::Dictionary)
+            {
+                Arc::new(f.as_ref().clone().with_data_type(DataType::Utf8View))
+            } else {
+                f.clone()
+            }
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+/// A table version's data files, read as one table.
+#[derive(Clone, Debug)]
+pub struct TableFiles {
+    /// What queries see ([`table_schema`]).
+    pub schema: SchemaRef,
+    /// Where the files are: the query's store, and the table's prefix in it.
+    pub store_url: ObjectStoreUrl,
+    pub prefix: String,
+    pub files: Arc<Vec<DataFile>>,
+    /// Row groups not to read, if any.
+    pub pruning: Option<Arc<Pruning>>,
+    pub metadata: Arc<FileMetadataCache>,
+}
+
+/// Bounds a scan's filters put on the files: `time_ns` within `[from, to]` (inclusive)
+/// and `date` comparisons.
+#[derive(Clone, Debug, Default)]
+struct Bounds {
+    from: Option<i128>,
+    to: Option<i128>,
+    dates: Vec<(Operator, String)>,
+}
+
+impl Bounds {
+    fn of(filters: &[Expr]) -> Self {
+        let mut bounds = Self::default();
+        for filter in filters {
+            let Some((name, op, value)) = comparison(filter) else { continue };
+            match (name, value) {
+                (TIME_NS, Bound::Time(ns)) => {
+                    let ns = i128::from(ns);
+                    let (from, to) = match op {
+                        Operator::Eq => (Some(ns), Some(ns)),
+                        Operator::Gt => (Some(ns + 1), None),
+                        Operator::GtEq => (Some(ns), None),
+                        Operator::Lt => (None, Some(ns - 1)),
+                        Operator::LtEq => (None, Some(ns)),
+                        _ => (None, None),
+                    };
+                    bounds.from = bounds.from.max(from);
+                    bounds.to = match (bounds.to, to) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                }
+                (DATE, Bound::Date(date)) => bounds.dates.push((op, date)),
+                _ => {}
+            }
+        }
+        bounds
+    }
+
+    fn date_admits(&self, date: &str) -> bool {
+        self.dates.iter().all(|(op, bound)| match op {
+            Operator::Eq => date == bound,
+            Operator::Gt => date > bound.as_str(),
+            Operator::GtEq => date >= bound.as_str(),
+            Operator::Lt => date < bound.as_str(),
+            Operator::LtEq => date <= bound.as_str(),
+            _ => true,
+        })
+    }
+
+    /// Whether a file's rows may lie within the time bounds, and whether all of them do.
+    fn time_admits(&self, time: Option<(i64, i64)>) -> (bool, bool) {
+        let from = self.from.unwrap_or(i128::MIN).max(i64::MIN.into());
+        let to = self.to.unwrap_or(i128::MAX).min(i64::MAX.into());
+        match time.map(|(min, max)| (i128::from(min), i128::from(max))) {
+            Some((min, max)) => (max >= from && min <= to, min >= from && max <= to),
+            None => (from <= to, false),
+        }
+    }
+
+    /// The time bounds as a predicate, if there are any (bounds beyond an `i64` admit no
+    /// file, so there is nothing to filter then).
+    fn time_filter(&self) -> Option<Expr> {
+        let at = |ns: i128| i64::try_from(ns).ok().map(lit);
+        let from = self.from.and_then(at).map(|ns| col(TIME_NS).gt_eq(ns));
+        let to = self.to.and_then(at).map(|ns| col(TIME_NS).lt_eq(ns));
+        match (from, to) {
+            (Some(a), Some(b)) => Some(a.and(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// A literal a bound compares with.
+enum Bound {
+    Time(i64),
+    Date(String),
+}
+
+/// `column op literal` (or `literal op column`, turned around) on `time_ns` or `date`.
+fn comparison(expr: &Expr) -> Option<(&'static str, Operator, Bound)> {
+    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = expr else { return None };
+    let (column, op, value) = match (column_of(left), column_of(right)) {
+        (Some(c), None) => (c, *op, right.as_ref()),
+        (None, Some(c)) => (c, op.swap()?, left.as_ref()),
+        _ => return None,
+    };
+    if !matches!(op, Operator::Eq | Operator::Gt | Operator::GtEq | Operator::Lt | Operator::LtEq) {
+        return None;
+    }
+    let Expr::Literal(value, _) = value else { return None };
+    let value = match value {
+        ScalarValue::Dictionary(_, inner) => inner.as_ref(),
+        other => other,
+    };
+    match (column, value) {
+        (TIME_NS, ScalarValue::Int64(Some(ns))) => Some((TIME_NS, op, Bound::Time(*ns))),
+        (DATE, ScalarValue::Utf8(Some(d)) | ScalarValue::LargeUtf8(Some(d)) | ScalarValue::Utf8View(Some(d))) => {
+            Some((DATE, op, Bound::Date(d.clone())))
+        }
+        _ => None,
+    }
+}
+
+/// The bounded column an expression is, if it is one.
+fn column_of(expr: &Expr) -> Option<&'static str> {
+    match expr {
+        Expr::Column(c) if c.name == TIME_NS => Some(TIME_NS),
+        Expr::Column(c) if c.name == DATE => Some(DATE),
+        _ => None,
+    }
+}
+
+impl TableFiles {
+    /// The files' schema: the table's without `date`, which the log gives.
+    fn file_schema(&self) -> SchemaRef {
+        let fields: Vec<FieldRef> = self.schema.fields().iter().filter(|f| f.name() != DATE).cloned().collect();
+        Arc::new(Schema::new(fields))
+    }
+
+    /// A scan's column indexes (of [`Self::schema`]) as the Parquet source numbers them:
+    /// the file's columns, then `date`.
+    fn source_indexes(&self, projection: &[usize]) -> Vec<usize> {
+        let date = self.schema.index_of(DATE).ok();
+        let files = self.schema.fields().len() - usize::from(date.is_some());
+        projection
+            .iter()
+            .map(|&i| match date {
+                Some(d) if i == d => files,
+                Some(d) if i > d => i - 1,
+                _ => i,
+            })
+            .collect()
+    }
+
+    /// One scan of `files` reading `projection` (indexes of [`Self::schema`]); with a
+    /// time filter, the rows outside it are dropped.
+    fn scan_files(
+        &self,
+        state: &dyn Session,
+        files: Vec<PartitionedFile>,
+        projection: &[usize],
+        time_filter: Option<&Expr>,
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let store = state.runtime_env().object_store(&self.store_url)?;
+        let table_schema = TableSchema::builder(self.file_schema())
+            .with_table_partition_cols(vec![Arc::new(Field::new(DATE, date_type(), false))])
+            .build();
+        let full_schema = table_schema.table_schema().clone();
+        let mut source = ParquetSource::new(table_schema)
+            .with_table_parquet_options(TableParquetOptions {
+                global: state.config_options().execution.parquet.clone(),
+                ..Default::default()
+            })
+            .with_parquet_file_reader_factory(Arc::new(CachedParquetFileReaderFactory::new(
+                store,
+                self.metadata.clone(),
+            )));
+        let mut read: Vec<usize> = projection.to_vec();
+        let time = self.schema.index_of(TIME_NS)?;
+        let predicate = match time_filter {
+            Some(filter) => {
+                let on_table = DFSchema::try_from(full_schema.as_ref().clone())?;
+                source = source.with_predicate(state.create_physical_expr(filter.clone(), &on_table)?);
+                if !read.contains(&time) {
+                    read.push(time);
+                }
+                Some(filter)
+            }
+            None => None,
+        };
+        let config = FileScanConfigBuilder::new(self.store_url.clone(), Arc::new(source))
+            .with_file_group(FileGroup::new(files))
+            .with_projection_indices(Some(self.source_indexes(&read)))?
+            .with_limit(if predicate.is_some() { None } else { limit })
+            .build();
+        let scan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
+        let Some(filter) = predicate else { return Ok(scan) };
+        let read_schema = DFSchema::try_from(scan.schema().as_ref().clone())?;
+        let filter = FilterExecBuilder::new(state.create_physical_expr(filter.clone(), &read_schema)?, scan)
+            .apply_projection(Some((0..projection.len()).collect()))?
+            .build()?;
+        Ok(Arc::new(filter))
+    }
+
+    /// A data file as the Parquet source reads it, with the row groups to read; `None`
+    /// when none is.
+    fn partitioned(&self, file: &DataFile) -> Option<PartitionedFile> {
+        let location = Path::from_url_path(format!("{}/{}", self.prefix, file.path)).ok()?;
+        let meta = ObjectMeta {
+            location,
+            size: file.size,
+            last_modified: chrono::DateTime::UNIX_EPOCH,
+            e_tag: None,
+            version: None,
+        };
+        let mut partitioned = PartitionedFile::from(meta);
+        partitioned.partition_values =
+            vec![ScalarValue::Dictionary(Box::new(DataType::UInt16), Box::new(ScalarValue::from(file.date.as_str())))];
+        let Some(read) = self.pruning.as_ref().and_then(|p| p.kept(&file.path)) else { return Some(partitioned) };
+        if !read.iter().any(|r| *r) {
+            return None;
+        }
+        if read.iter().all(|r| *r) {
+            return Some(partitioned);
+        }
+        let mut plan = ParquetAccessPlan::new_all(read.len());
+        for (i, r) in read.iter().enumerate() {
+            if !r {
+                plan.skip(i);
+            }
+        }
+        Some(partitioned.with_extension(plan))
+    }
+}
+
+#[async_trait::async_trait]
+impl TableProvider for TableFiles {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
+        Ok(filters
+            .iter()
+            .map(|f| match comparison(f) {
+                Some(_) => TableProviderFilterPushDown::Exact,
+                None => TableProviderFilterPushDown::Unsupported,
+            })
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let projection: Vec<usize> = match projection {
+            Some(p) => p.clone(),
+            None => (0..self.schema.fields().len()).collect(),
+        };
+        let bounds = Bounds::of(filters);
+        let (mut inside, mut cut) = (Vec::new(), Vec::new());
+        for file in self.files.iter().filter(|f| bounds.date_admits(&f.date)) {
+            let (admitted, wholly) = bounds.time_admits(file.time);
+            let Some(partitioned) = admitted.then(|| self.partitioned(file)).flatten() else { continue };
+            if wholly { inside.push(partitioned) } else { cut.push(partitioned) }
+        }
+        let time_filter = bounds.time_filter();
+        let mut scans = Vec::new();
+        if !inside.is_empty() {
+            scans.push(self.scan_files(state, inside, &projection, None, limit)?);
+        }
+        if !cut.is_empty() {
+            scans.push(self.scan_files(state, cut, &projection, time_filter.as_ref(), limit)?);
+        }
+        if scans.is_empty() {
+            return Ok(Arc::new(EmptyExec::new(Arc::new(self.schema.project(&projection)?))));
+        }
+        UnionExec::try_new(scans)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_take_time_and_date_comparisons_either_way_round() {
+        let filters = vec![
+            col(TIME_NS).gt_eq(lit(10i64)),
+            lit(20i64).gt(col(TIME_NS)),
+            col(DATE).gt_eq(lit("2025-01-01")),
+            col("level").eq(lit("x")),
+        ];
+        let bounds = Bounds::of(&filters);
+        assert_eq!((bounds.from, bounds.to), (Some(10), Some(19)));
+        assert!(bounds.date_admits("2025-01-02") && !bounds.date_admits("2024-12-31"));
+        assert_eq!(bounds.time_admits(Some((0, 9))), (false, false));
+        assert_eq!(bounds.time_admits(Some((5, 12))), (true, false));
+        assert_eq!(bounds.time_admits(Some((10, 19))), (true, true));
+        assert_eq!(bounds.time_admits(None), (true, false));
+        assert!(comparison(&filters[3]).is_none());
+    }
+
+    #[test]
+    fn contradictory_bounds_admit_nothing() {
+        let bounds = Bounds::of(&[col(TIME_NS).gt(lit(i64::MAX)), col(TIME_NS).lt(lit(0i64))]);
+        assert_eq!(bounds.time_admits(None), (false, false));
+        assert_eq!(bounds.time_admits(Some((i64::MIN, i64::MAX))), (false, false));
+    }
+}
