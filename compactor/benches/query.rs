@@ -11,7 +11,8 @@
 //! equivalent SQL as many times in DuckDB and chDB (PyPI `duckdb`, `chdb`, through
 //! `peers.py`, with the venv `scripts/setup-python bench` makes) over exactly the table's
 //! current Parquet files, all on every core. It checks that all give the same answer and
-//! prints the medians and their ratios.
+//! prints the medians and their ratios. `SLUICE_BENCH_ONLY=word` runs only the cases whose
+//! name holds it, in Sluice alone (to profile them).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -230,6 +231,16 @@ fn cases(meta: &Meta, frequent: &[String]) -> Vec<Case> {
         false,
         both(&|ch| page_sql(minute.0, minute.1, "true", false, ch)),
     );
+    // A minute before the first log: what a query costs when there is nothing to read.
+    let empty = (from - 60, from);
+    case(
+        "empty range, newest 100",
+        empty,
+        "*".into(),
+        false,
+        true,
+        both(&|ch| page_sql(empty.0, empty.1, "true", true, ch)),
+    );
     case(
         "| SQL: count by level",
         whole,
@@ -429,7 +440,12 @@ fn main() {
     };
     let nothing = Reading { project: PROJECT, logstore: LOGSTORE, from_ns: 0, to_ns: 1, now_ns: now_ns() };
     let frequent = rt.block_on(Source::open(&shared, nothing)).unwrap().functions.frequent;
-    let cases = cases(&meta, &frequent);
+    let mut cases = cases(&meta, &frequent);
+    // `SLUICE_BENCH_ONLY=word`: only the cases whose name holds it, in Sluice alone (to profile).
+    let only = std::env::var("SLUICE_BENCH_ONLY").ok();
+    if let Some(only) = &only {
+        cases.retain(|c| c.name.contains(only.as_str()));
+    }
 
     let mut sluice = Vec::new();
     for case in &cases {
@@ -440,8 +456,19 @@ fn main() {
             last = Some(sluice_answer(&rt, &shared, case));
             seconds.push(started.elapsed().as_secs_f64());
         }
-        eprintln!("sluice: {}: {:.1} ms", case.name, median(seconds.clone()) * 1e3);
-        sluice.push((median(seconds), last.unwrap()));
+        let (answer, stats) = last.unwrap();
+        eprintln!(
+            "sluice: {}: {:.1} ms ({} files, {}/{} row groups)",
+            case.name,
+            median(seconds.clone()) * 1e3,
+            stats.files,
+            stats.row_groups_read,
+            stats.row_groups
+        );
+        sluice.push((median(seconds), (answer, stats)));
+    }
+    if only.is_some() {
+        return;
     }
 
     // Through HTTP: the SLS SDK against `sluice serve`, the queries without SQL.
