@@ -38,7 +38,7 @@ use object_store::path::Path;
 use std::sync::Arc;
 
 use super::prune::Pruning;
-use crate::lake::schema::{DATE, Kind, Layout, TIME_NS, column_named};
+use crate::lake::schema::{DATE, Kind, Layout, Search, TIME_NS, column_named};
 
 /// A data file of the table version a query reads.
 #[derive(Clone, Debug)]
@@ -58,9 +58,11 @@ pub fn date_type() -> DataType {
 }
 
 /// The table as queries see it: the Delta schema, `date` dictionary-encoded, and the
-/// text columns written dictionary-encoded (level, topic, ids, ...) as string views: read
-/// so, a row's value points into its page's dictionary instead of being copied, and the
-/// query functions evaluate each distinct value once (see [`super::udf`]).
+/// text columns written dictionary-encoded (level, topic, ...) and the ids compared for
+/// equality (trace and span ids) as string views: read so, a row's value points into its
+/// page (or its page's dictionary) instead of being copied, and the query functions
+/// evaluate each distinct value once (see [`super::udf`]). Messages stay contiguous
+/// strings, which full-text search scans a whole buffer at a time.
 pub fn table_schema(delta: &Schema) -> SchemaRef {
     let fields: Vec<FieldRef> = delta
         .fields()
@@ -70,7 +72,9 @@ pub fn table_schema(delta: &Schema) -> SchemaRef {
             if f.name() == DATE {
                 Arc::new(Field::new(DATE, date_type(), false))
             } else if f.data_type() == &DataType::Utf8
-                && column.is_some_and(|c| c.kind == Kind::Text && c.layout == Layout::Dictionary)
+                && column.is_some_and(|c| {
+                    c.kind == Kind::Text && (c.layout == Layout::Dictionary || c.search == Search::Exact)
+                })
             {
                 Arc::new(f.as_ref().clone().with_data_type(DataType::Utf8View))
             } else {

@@ -71,30 +71,34 @@ const DISTINCT_VIEWS: usize = 1024;
 fn match_views(values: &StringViewArray, needle: &Needle, out: &mut Vec<bool>) {
     out.clear();
     out.reserve(values.len());
+    // The first few distinct views are looked up one after the other (a level has a
+    // handful), the rest hashed.
+    let mut few: Vec<(u128, bool)> = Vec::with_capacity(FEW_VIEWS);
     let mut seen: HashMap<u128, bool, BuildHasherDefault<ViewHasher>> = HashMap::default();
-    let mut last: Option<(u128, bool)> = None;
     for (row, view) in values.views().iter().enumerate() {
         if values.is_null(row) {
             out.push(false);
             continue;
         }
-        let hit = match last {
-            Some((v, hit)) if v == *view => hit,
-            _ => match seen.get(view) {
-                Some(hit) => *hit,
-                None => {
-                    let hit = needle.matches(values.value(row).as_bytes());
-                    if seen.len() < DISTINCT_VIEWS {
-                        seen.insert(*view, hit);
-                    }
-                    hit
-                }
-            },
+        let known = match few.iter().find(|(v, _)| v == view) {
+            Some((_, hit)) => Some(*hit),
+            None => seen.get(view).copied(),
         };
-        last = Some((*view, hit));
+        let hit = known.unwrap_or_else(|| {
+            let hit = needle.matches(values.value(row).as_bytes());
+            if few.len() < FEW_VIEWS {
+                few.push((*view, hit));
+            } else if seen.len() < DISTINCT_VIEWS {
+                seen.insert(*view, hit);
+            }
+            hit
+        });
         out.push(hit);
     }
 }
+
+/// Distinct views compared one by one before hashing.
+const FEW_VIEWS: usize = 8;
 
 /// Hashes a string view by mixing its two halves (views are already well spread: length,
 /// prefix, buffer and offset).
