@@ -20,6 +20,7 @@ use datafusion::prelude::{DataFrame, col};
 use super::QueryError;
 use super::sls::Range;
 use super::source::Source;
+use super::syntax::Search;
 use crate::lake::schema::{BATCH_ID, POSITION, TIME_NS};
 
 /// Rows known to lie between two times (inclusive), as far as statistics say.
@@ -77,10 +78,12 @@ fn data_bounds(chunks: &[Chunk], from: i64, to: i64) -> (i64, i64) {
 }
 
 /// Rows `offset..offset + limit` of `selected` (the logs of `source` a search selects
-/// within `range`) ordered by time, batch and position, newest first or oldest first.
+/// within `range`; the search itself when it is an SLS one, see [`Source::chunks`])
+/// ordered by time, batch and position, newest first or oldest first.
 pub async fn first_in_time(
     source: &Source,
     selected: DataFrame,
+    search: Option<&Search>,
     range: Range,
     newest_first: bool,
     offset: usize,
@@ -91,7 +94,7 @@ pub async fn first_in_time(
     let sorted = |df: DataFrame, rows: usize| {
         df.sort(vec![order(TIME_NS), order(BATCH_ID), order(POSITION)])?.limit(0, Some(rows))
     };
-    let chunks = source.chunks().await?;
+    let chunks = source.chunks(search).await?;
     let (from, to) = data_bounds(&chunks, range.from_ns, range.to_ns);
     if wanted == 0 || from >= to {
         return Ok(Vec::new());

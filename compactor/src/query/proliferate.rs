@@ -80,7 +80,7 @@ pub async fn search(source: &Source, params: &SearchParams) -> Result<Page, Quer
         from_ns: params.start_ns.unwrap_or(i64::MIN),
         to_ns: params.end_ns.map_or(i64::MAX, |end| end.saturating_add(1)),
     };
-    let batches = page::first_in_time(source, selected, range, true, params.offset, params.limit).await?;
+    let batches = page::first_in_time(source, selected, None, range, true, params.offset, params.limit).await?;
     let shown = (params.offset + batches.iter().map(RecordBatch::num_rows).sum::<usize>()) as u64;
     let has_more = shown > 0 && shown < total;
     Ok(Page { batches, total, has_more })

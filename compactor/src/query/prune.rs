@@ -457,7 +457,15 @@ mod tests {
                 .collect()
         };
         let selected = sls::selected(&source, range, None, &query).await.unwrap();
-        let page = crate::query::page::first_in_time(&source, selected.clone(), range, newest_first, offset, limit);
+        let page = crate::query::page::first_in_time(
+            &source,
+            selected.clone(),
+            Some(&query.search),
+            range,
+            newest_first,
+            offset,
+            limit,
+        );
         let windows = ids(page.await.unwrap());
         let order =
             |c: &str| datafusion::logical_expr::SortExpr::new(datafusion::prelude::col(c), !newest_first, false);

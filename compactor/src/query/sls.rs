@@ -167,7 +167,9 @@ pub async fn logs(
 ) -> Result<Logs, QueryError> {
     let selected = selected(source, range, topic, query).await?;
     let Some(sql) = &query.sql else {
-        let batches = page::first_in_time(source, selected, range, page.reverse, page.offset, page.line).await?;
+        let batches =
+            page::first_in_time(source, selected, Some(&query.search), range, page.reverse, page.offset, page.line)
+                .await?;
         return Ok(Logs { batches, has_sql: false, keys: Vec::new() });
     };
     let analytic = sql::prepare(sql, &source.limits.sql).map_err(QueryError::InvalidQuery)?;

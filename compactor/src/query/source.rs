@@ -105,6 +105,44 @@ impl Cache {
 
 const SECOND: i64 = 1_000_000_000;
 
+/// Row groups at each end of a range cut finer for level searches (see [`Source::chunks`]).
+const EDGE_GROUPS: usize = 2;
+/// Rows (of all levels) a fine chunk spans at least: about a Parquet page's worth; two in
+/// unit tests, whose small row groups are then cut too.
+const FINE_ROWS: u64 = if cfg!(test) { 2 } else { 8192 };
+
+/// A row group's rollup as chunks of consecutive seconds spanning at least [`FINE_ROWS`]
+/// rows each, each with the rows that match `search` (about the level alone).
+fn fine_chunks(search: &Search, index: &FileIndex, group: usize) -> Vec<Chunk> {
+    let levels = index.levels.as_deref().unwrap_or_default();
+    let unit = i64::from(index.unit_seconds);
+    let mut counts: Vec<&index::Count> = index.row_groups[group].rollup.iter().collect();
+    counts.sort_unstable_by_key(|c| c.second);
+    let mut out = Vec::new();
+    let mut current: Option<(i64, i64, u64, u64)> = None; // first and last second, all rows, matching
+    for count in counts {
+        let level = levels.get(count.level as usize).and_then(|l| l.as_deref());
+        let matching = if rollup::on_level(search, level) == Some(Some(true)) { u64::from(count.rows) } else { 0 };
+        let (first, _, all, matched) = current.unwrap_or((count.second, count.second, 0, 0));
+        if all >= FINE_ROWS && current.is_some_and(|c| c.1 != count.second) {
+            let (first, last, _, matched) = current.unwrap_or_default();
+            out.push(fine_chunk(first, last, unit, matched));
+            current = Some((count.second, count.second, u64::from(count.rows), matching));
+        } else {
+            current = Some((first, count.second, all + u64::from(count.rows), matched + matching));
+        }
+    }
+    if let Some((first, last, _, matched)) = current {
+        out.push(fine_chunk(first, last, unit, matched));
+    }
+    out
+}
+
+fn fine_chunk(first: i64, last: i64, unit: i64, rows: u64) -> Chunk {
+    let end = last.saturating_add(unit).saturating_mul(SECOND);
+    Chunk { min_ns: first.saturating_mul(SECOND), max_ns: end.saturating_sub(1), rows }
+}
+
 /// The URL a query's runtime knows the lake's store by (see [`session::runtime`]).
 const LAKE_URL: &str = "sluice://lake/";
 
@@ -387,12 +425,17 @@ impl Source {
     /// What is known of where the rows the scans read are: each row group the last
     /// [`Self::logs_for`] kept (all, before it), with its times from its time rollup; the
     /// Delta statistics of a file without (a file without statistics as if spread over
-    /// the whole range); each fresh raw batch.
-    pub async fn chunks(&self) -> Result<Vec<Chunk>, QueryError> {
+    /// the whole range); each fresh raw batch. For a search about the level alone (or
+    /// `*`), the newest and the oldest [`EDGE_GROUPS`] row groups, where windows start,
+    /// are cut finer, with the rows that match counted exactly from their rollups: a
+    /// window then reads a few seconds of them, the pages the `time_ns` page index keeps,
+    /// rather than whole row groups.
+    pub async fn chunks(&self, search: Option<&Search>) -> Result<Vec<Chunk>, QueryError> {
         let indexes = self.read_indexes().await?;
         let pruning = self.pruning.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let (from, to) = (partition_floor(self.range.0), partition_date(self.range.1.saturating_sub(1)));
         let mut chunks = self.fresh_chunks.clone();
+        let mut rolled: Vec<(Chunk, &FileIndex, usize)> = Vec::new();
         for (file, index) in self.files.iter().zip(&indexes) {
             if file.date.as_str() < from.as_str() || file.date.as_str() > to.as_str() {
                 continue;
@@ -404,7 +447,8 @@ impl Source {
                     if let (true, Some(first), Some(last)) = (read, group.rollup.first(), group.rollup.last()) {
                         let end = last.second.saturating_add(i64::from(index.unit_seconds));
                         let (min_ns, max_ns) = (first.second.saturating_mul(SECOND), end.saturating_mul(SECOND));
-                        chunks.push(Chunk { min_ns, max_ns: max_ns.saturating_sub(1), rows: u64::from(group.rows) });
+                        let chunk = Chunk { min_ns, max_ns: max_ns.saturating_sub(1), rows: u64::from(group.rows) };
+                        rolled.push((chunk, index, g));
                     }
                 }
                 continue;
@@ -417,6 +461,28 @@ impl Source {
                     rows: file.rows.unwrap_or(1 << 20),
                 },
             });
+        }
+        // Only the row groups in the range have edges that matter (the others hold no rows
+        // of it).
+        let (from_ns, to_ns) = self.range;
+        rolled.retain(|(c, _, _)| c.max_ns >= from_ns && c.min_ns < to_ns);
+        let levels_only = search.filter(|s| rollup::on_level(s, None).is_some());
+        if let Some(search) = levels_only.filter(|_| rolled.len() > 2 * EDGE_GROUPS) {
+            // The edges in time: the newest by their end, the oldest by their start.
+            rolled.sort_unstable_by_key(|(c, _, _)| c.max_ns);
+            let newest = rolled.split_off(rolled.len() - EDGE_GROUPS);
+            rolled.sort_unstable_by_key(|(c, _, _)| c.min_ns);
+            let rest = rolled.split_off(EDGE_GROUPS);
+            for (_, index, g) in newest.into_iter().chain(rolled) {
+                chunks.extend(fine_chunks(search, index, g));
+            }
+            chunks.extend(rest.into_iter().map(|(c, _, _)| c));
+        } else if let Some(search) = levels_only {
+            for (_, index, g) in rolled {
+                chunks.extend(fine_chunks(search, index, g));
+            }
+        } else {
+            chunks.extend(rolled.into_iter().map(|(c, _, _)| c));
         }
         Ok(chunks)
     }
