@@ -9,7 +9,8 @@
 //! the row groups the token index keeps, with their times from the time rollups; the
 //! Delta statistics of files without; the headers of the fresh raw batches), to hold
 //! about 8 times more rows than the one before, starting from twice the rows wanted, and
-//! at a row group's edge; when the token index narrowed the row groups down, what is
+//! at a chunk's edge (a row group's, or a few seconds' within the range's first and last
+//! row groups for a search about the level alone); when the token index narrowed the row groups down, what is
 //! left is read in one window once it is small (a million rows). A needle's few row
 //! groups are then read by one window, a broad search reads the newest row groups only.
 
