@@ -19,7 +19,7 @@
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use datafusion::catalog::Session;
 use datafusion::common::config::TableParquetOptions;
-use datafusion::common::{DFSchema, Result, ScalarValue};
+use datafusion::common::{DFSchema, DataFusionError, Result, ScalarValue};
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::parquet::{CachedParquetFileReaderFactory, ParquetAccessPlan};
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
@@ -57,6 +57,11 @@ pub fn date_type() -> DataType {
     DataType::Dictionary(Box::new(DataType::UInt16), Box::new(DataType::Utf8))
 }
 
+/// The partition column, as queries see it.
+fn date_field() -> FieldRef {
+    Arc::new(Field::new(DATE, date_type(), false))
+}
+
 /// The table as queries see it: the Delta schema, `date` dictionary-encoded, and the
 /// text columns written dictionary-encoded (level, topic, ...) and the ids compared for
 /// equality (trace and span ids) as string views: read so, a row's value points into its
@@ -70,7 +75,7 @@ pub fn table_schema(delta: &Schema) -> SchemaRef {
         .map(|f| {
             let column = column_named(f.name());
             if f.name() == DATE {
-                Arc::new(Field::new(DATE, date_type(), false))
+                date_field()
             } else if f.data_type() == &DataType::Utf8
                 && column.is_some_and(|c| {
                     c.kind == Kind::Text && (c.layout == Layout::Dictionary || c.search == Search::Exact)
@@ -244,9 +249,8 @@ impl TableFiles {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let store = state.runtime_env().object_store(&self.store_url)?;
-        let table_schema = TableSchema::builder(self.file_schema())
-            .with_table_partition_cols(vec![Arc::new(Field::new(DATE, date_type(), false))])
-            .build();
+        let table_schema =
+            TableSchema::builder(self.file_schema()).with_table_partition_cols(vec![date_field()]).build();
         let full_schema = table_schema.table_schema().clone();
         let mut source = ParquetSource::new(table_schema)
             .with_table_parquet_options(TableParquetOptions {
@@ -259,24 +263,20 @@ impl TableFiles {
             )));
         let mut read: Vec<usize> = projection.to_vec();
         let time = self.schema.index_of(TIME_NS)?;
-        let predicate = match time_filter {
-            Some(filter) => {
-                let on_table = DFSchema::try_from(full_schema.as_ref().clone())?;
-                source = source.with_predicate(state.create_physical_expr(filter.clone(), &on_table)?);
-                if !read.contains(&time) {
-                    read.push(time);
-                }
-                Some(filter)
+        if let Some(filter) = time_filter {
+            let on_table = DFSchema::try_from(full_schema.as_ref().clone())?;
+            source = source.with_predicate(state.create_physical_expr(filter.clone(), &on_table)?);
+            if !read.contains(&time) {
+                read.push(time);
             }
-            None => None,
-        };
+        }
         let config = FileScanConfigBuilder::new(self.store_url.clone(), Arc::new(source))
             .with_file_group(FileGroup::new(files))
             .with_projection_indices(Some(self.source_indexes(&read)))?
-            .with_limit(if predicate.is_some() { None } else { limit })
+            .with_limit(if time_filter.is_some() { None } else { limit })
             .build();
         let scan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
-        let Some(filter) = predicate else { return Ok(scan) };
+        let Some(filter) = time_filter else { return Ok(scan) };
         let read_schema = DFSchema::try_from(scan.schema().as_ref().clone())?;
         let filter = FilterExecBuilder::new(state.create_physical_expr(filter.clone(), &read_schema)?, scan)
             .apply_projection(Some((0..projection.len()).collect()))?
@@ -285,9 +285,11 @@ impl TableFiles {
     }
 
     /// A data file as the Parquet source reads it, with the row groups to read; `None`
-    /// when none is.
-    fn partitioned(&self, file: &DataFile) -> Option<PartitionedFile> {
-        let location = Path::from_url_path(format!("{}/{}", self.prefix, file.path)).ok()?;
+    /// when none is. A path the store cannot name fails the query rather than dropping the
+    /// file's rows.
+    fn partitioned(&self, file: &DataFile) -> Result<Option<PartitionedFile>> {
+        let location = Path::from_url_path(format!("{}/{}", self.prefix, file.path))
+            .map_err(|e| DataFusionError::Execution(format!("data file {}: {e}", file.path)))?;
         let meta = ObjectMeta {
             location,
             size: file.size,
@@ -298,12 +300,12 @@ impl TableFiles {
         let mut partitioned = PartitionedFile::from(meta);
         partitioned.partition_values =
             vec![ScalarValue::Dictionary(Box::new(DataType::UInt16), Box::new(ScalarValue::from(file.date.as_str())))];
-        let Some(read) = self.pruning.as_ref().and_then(|p| p.kept(&file.path)) else { return Some(partitioned) };
+        let Some(read) = self.pruning.as_ref().and_then(|p| p.kept(&file.path)) else { return Ok(Some(partitioned)) };
         if !read.iter().any(|r| *r) {
-            return None;
+            return Ok(None);
         }
         if read.iter().all(|r| *r) {
-            return Some(partitioned);
+            return Ok(Some(partitioned));
         }
         let mut plan = ParquetAccessPlan::new_all(read.len());
         for (i, r) in read.iter().enumerate() {
@@ -311,7 +313,7 @@ impl TableFiles {
                 plan.skip(i);
             }
         }
-        Some(partitioned.with_extension(plan))
+        Ok(Some(partitioned.with_extension(plan)))
     }
 }
 
@@ -350,7 +352,10 @@ impl TableProvider for TableFiles {
         let (mut inside, mut cut) = (Vec::new(), Vec::new());
         for file in self.files.iter().filter(|f| bounds.date_admits(&f.date)) {
             let (admitted, wholly) = bounds.time_admits(file.time);
-            let Some(partitioned) = admitted.then(|| self.partitioned(file)).flatten() else { continue };
+            if !admitted {
+                continue;
+            }
+            let Some(partitioned) = self.partitioned(file)? else { continue };
             if wholly { inside.push(partitioned) } else { cut.push(partitioned) }
         }
         let time_filter = bounds.time_filter();

@@ -115,25 +115,29 @@ const FINE_ROWS: u64 = if cfg!(test) { 2 } else { 8192 };
 /// rows each, each with the rows that match `search` (about the level alone).
 fn fine_chunks(search: &Search, index: &FileIndex, group: usize) -> Vec<Chunk> {
     let levels = index.levels.as_deref().unwrap_or_default();
+    let matching = |level: Option<&str>| rollup::on_level(search, level) == Some(Some(true));
+    let matches: Vec<bool> = levels.iter().map(|l| matching(l.as_deref())).collect();
+    let unnamed = matching(None);
     let unit = i64::from(index.unit_seconds);
     let mut counts: Vec<&index::Count> = index.row_groups[group].rollup.iter().collect();
     counts.sort_unstable_by_key(|c| c.second);
     let mut out = Vec::new();
-    let mut current: Option<(i64, i64, u64, u64)> = None; // first and last second, all rows, matching
+    // The chunk being gathered: its first and last second, all its rows, those matching.
+    let (mut first, mut last, mut all, mut matched) = (None, 0, 0, 0);
     for count in counts {
-        let level = levels.get(count.level as usize).and_then(|l| l.as_deref());
-        let matching = if rollup::on_level(search, level) == Some(Some(true)) { u64::from(count.rows) } else { 0 };
-        let (first, _, all, matched) = current.unwrap_or((count.second, count.second, 0, 0));
-        if all >= FINE_ROWS && current.is_some_and(|c| c.1 != count.second) {
-            let (first, last, _, matched) = current.unwrap_or_default();
-            out.push(fine_chunk(first, last, unit, matched));
-            current = Some((count.second, count.second, u64::from(count.rows), matching));
-        } else {
-            current = Some((first, count.second, all + u64::from(count.rows), matched + matching));
+        if let Some(start) = first.filter(|_| all >= FINE_ROWS && last != count.second) {
+            out.push(fine_chunk(start, last, unit, matched));
+            (first, all, matched) = (None, 0, 0);
+        }
+        first.get_or_insert(count.second);
+        last = count.second;
+        all += u64::from(count.rows);
+        if matches.get(count.level as usize).copied().unwrap_or(unnamed) {
+            matched += u64::from(count.rows);
         }
     }
-    if let Some((first, last, _, matched)) = current {
-        out.push(fine_chunk(first, last, unit, matched));
+    if let Some(start) = first {
+        out.push(fine_chunk(start, last, unit, matched));
     }
     out
 }
@@ -466,24 +470,20 @@ impl Source {
         // of it).
         let (from_ns, to_ns) = self.range;
         rolled.retain(|(c, _, _)| c.max_ns >= from_ns && c.min_ns < to_ns);
-        let levels_only = search.filter(|s| rollup::on_level(s, None).is_some());
-        if let Some(search) = levels_only.filter(|_| rolled.len() > 2 * EDGE_GROUPS) {
-            // The edges in time: the newest by their end, the oldest by their start.
-            rolled.sort_unstable_by_key(|(c, _, _)| c.max_ns);
-            let newest = rolled.split_off(rolled.len() - EDGE_GROUPS);
-            rolled.sort_unstable_by_key(|(c, _, _)| c.min_ns);
-            let rest = rolled.split_off(EDGE_GROUPS);
-            for (_, index, g) in newest.into_iter().chain(rolled) {
-                chunks.extend(fine_chunks(search, index, g));
-            }
-            chunks.extend(rest.into_iter().map(|(c, _, _)| c));
-        } else if let Some(search) = levels_only {
-            for (_, index, g) in rolled {
-                chunks.extend(fine_chunks(search, index, g));
-            }
-        } else {
+        let Some(search) = search.filter(|s| rollup::on_level(s, None).is_some()) else {
             chunks.extend(rolled.into_iter().map(|(c, _, _)| c));
+            return Ok(chunks);
+        };
+        // The edges in time: the newest by their end, then the oldest of the others by
+        // their start.
+        rolled.sort_unstable_by_key(|(c, _, _)| c.max_ns);
+        let newest = rolled.split_off(rolled.len().saturating_sub(EDGE_GROUPS));
+        rolled.sort_unstable_by_key(|(c, _, _)| c.min_ns);
+        let rest = rolled.split_off(EDGE_GROUPS.min(rolled.len()));
+        for (_, index, g) in newest.into_iter().chain(rolled) {
+            chunks.extend(fine_chunks(search, index, g));
         }
+        chunks.extend(rest.into_iter().map(|(c, _, _)| c));
         Ok(chunks)
     }
 
