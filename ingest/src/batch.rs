@@ -25,7 +25,7 @@ use std::fmt;
 use std::str::FromStr;
 use twox_hash::{XxHash3_64, XxHash3_128};
 
-use crate::record::EncodedBody;
+use crate::record::{BodyRef, EncodedBody};
 
 pub const MAGIC: [u8; 4] = *b"SLRB";
 pub const FORMAT_VERSION: u16 = 1;
@@ -240,6 +240,40 @@ pub fn decode(bytes: &[u8], limit: usize) -> Result<DecodedBatch, BatchError> {
 /// batch to the next: their vectors keep their capacity, so that reading many batches
 /// does not allocate (and fault in) megabytes for each.
 pub fn decode_into(bytes: &[u8], limit: usize, out: &mut DecodedBatch, raw: &mut Vec<u8>) -> Result<(), BatchError> {
+    let (id, header) = decompress(bytes, limit, raw)?;
+    out.body.clear();
+    out.body.merge(&raw[..]).map_err(|e| BatchError::Corrupt(e.to_string()))?;
+    check_count(&header, out.body.records.len())?;
+    out.id = id;
+    out.header = header;
+    Ok(())
+}
+
+/// A raw batch read without copying its strings, which borrow from the decompression
+/// buffer.
+#[derive(Debug)]
+pub struct BatchRef<'a> {
+    pub id: BatchId,
+    pub header: BatchHeader,
+    pub body: BodyRef<'a>,
+}
+
+/// Reads a raw batch as [`decode_into`] does, the body borrowed from `raw` and read into
+/// the vectors of `previous`: no allocation per string, none per batch once warm.
+pub fn read_into<'a>(
+    bytes: &[u8],
+    limit: usize,
+    raw: &'a mut Vec<u8>,
+    previous: BodyRef<'_>,
+) -> Result<BatchRef<'a>, BatchError> {
+    let (id, header) = decompress(bytes, limit, raw)?;
+    let body = BodyRef::read(raw, previous).map_err(|e| BatchError::Corrupt(e.to_string()))?;
+    check_count(&header, body.records.len())?;
+    Ok(BatchRef { id, header, body })
+}
+
+/// Checks a raw batch and decompresses its body into `raw`.
+fn decompress(bytes: &[u8], limit: usize, raw: &mut Vec<u8>) -> Result<(BatchId, BatchHeader), BatchError> {
     let Parts { id, header, stored, body_len } = split(bytes)?;
     if body_len > limit {
         return Err(BatchError::TooLarge { declared: body_len, limit });
@@ -250,18 +284,15 @@ pub fn decode_into(bytes: &[u8], limit: usize, out: &mut DecodedBatch, raw: &mut
     if written != body_len {
         return Err(BatchError::Corrupt(format!("body is {written} bytes, header says {body_len}")));
     }
-    out.body.clear();
-    out.body.merge(&raw[..]).map_err(|e| BatchError::Corrupt(e.to_string()))?;
-    if out.body.records.len() != header.record_count as usize {
-        return Err(BatchError::Corrupt(format!(
-            "body holds {} records, header says {}",
-            out.body.records.len(),
-            header.record_count
-        )));
+    Ok((id, header))
+}
+
+fn check_count(header: &BatchHeader, records: usize) -> Result<(), BatchError> {
+    if records == header.record_count as usize {
+        Ok(())
+    } else {
+        Err(BatchError::Corrupt(format!("body holds {records} records, header says {}", header.record_count)))
     }
-    out.id = id;
-    out.header = header;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,12 +1,16 @@
 //! Writes a raw batch body (`sluice_proto::batch::BatchBody`) field by field from
-//! borrowed input.
+//! borrowed input, and reads it back the same way.
 //!
 //! Building owned prost structs would cost an allocation per string of every log; this
-//! writer copies each key and value once, straight from the request into the body. The
-//! bytes are exactly what prost would encode for the same records (a property test below
-//! holds the two together), so the compactor reads them back with the derived types.
+//! writer copies each key and value once, straight from the request into the body, and
+//! [`BodyRef::read`] hands the compactor every string borrowed from the decompressed
+//! body. The bytes are exactly what prost would encode for the same records, and the
+//! reader accepts and rejects exactly what prost's derived decoder does (property tests
+//! below hold the three together).
 
-use prost::encoding::{WireType, encode_varint, encoded_len_varint};
+use prost::encoding::{
+    DecodeContext, WireType, decode_key, decode_varint, encode_varint, encoded_len_varint, skip_field,
+};
 use sluice_proto::batch::tag;
 
 /// A key and a value, borrowed.
@@ -273,6 +277,227 @@ impl BodyWriter {
     }
 }
 
+/// A body read back without copying: every string borrowed from the body's bytes.
+///
+/// Its vectors are kept from one body to the next ([`BodyRef::read`] takes the previous
+/// one), so that reading many batches allocates nothing per batch either.
+#[derive(Debug, Default)]
+pub struct BodyRef<'a> {
+    pub groups: Vec<GroupRead<'a>>,
+    pub records: Vec<RecordRead<'a>>,
+    /// Every group's tags and every record's fields, in order.
+    fields: Vec<FieldRef<'a>>,
+}
+
+/// A group as read: its tags are [`BodyRef::tags`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GroupRead<'a> {
+    pub topic: &'a str,
+    pub source: &'a str,
+    pub environment: &'a str,
+    pub release: &'a str,
+    tags: (u32, u32),
+}
+
+/// A record as read: its fields are [`BodyRef::fields`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecordRead<'a> {
+    pub time_ns: i64,
+    pub group: u32,
+    pub level: &'a str,
+    pub message: &'a str,
+    pub template: &'a str,
+    pub trace_id: &'a str,
+    pub span_id: &'a str,
+    pub user_id: &'a str,
+    pub user_email: &'a str,
+    pub account_id: &'a str,
+    pub account_name: &'a str,
+    pub logger_name: &'a str,
+    pub file_path: &'a str,
+    pub line_number: Option<u32>,
+    pub function_name: &'a str,
+    fields: (u32, u32),
+}
+
+/// Why a body cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadError {
+    #[error(transparent)]
+    Protobuf(#[from] prost::DecodeError),
+    #[error("a length or a fixed-width value runs past the end of its message")]
+    Underflow,
+    #[error("field {0} has the wrong wire type")]
+    WireType(u32),
+    #[error("a string is not valid UTF-8")]
+    Utf8,
+}
+
+impl<'a> BodyRef<'a> {
+    /// Reads `bytes`, keeping the vectors of `previous` (emptied) for this body.
+    pub fn read(bytes: &'a [u8], previous: BodyRef<'_>) -> Result<Self, ReadError> {
+        let mut body = BodyRef {
+            groups: recycle(previous.groups),
+            records: recycle(previous.records),
+            fields: recycle(previous.fields),
+        };
+        let mut input = Input(bytes);
+        while let Some((tag, wire_type)) = input.key()? {
+            match tag {
+                tag::BODY_GROUPS => {
+                    let group = body.read_group(input.message(tag, wire_type)?)?;
+                    body.groups.push(group);
+                }
+                tag::BODY_RECORDS => {
+                    let record = body.read_record(input.message(tag, wire_type)?)?;
+                    body.records.push(record);
+                }
+                _ => input.skip(tag, wire_type)?,
+            }
+        }
+        Ok(body)
+    }
+
+    /// A group's tags.
+    pub fn tags(&self, group: &GroupRead<'_>) -> &[FieldRef<'a>] {
+        &self.fields[group.tags.0 as usize..group.tags.1 as usize]
+    }
+
+    /// A record's fields.
+    pub fn fields(&self, record: &RecordRead<'_>) -> &[FieldRef<'a>] {
+        &self.fields[record.fields.0 as usize..record.fields.1 as usize]
+    }
+
+    /// This body's vectors, emptied, for the next.
+    pub fn recycle(self) -> BodyRef<'static> {
+        BodyRef { groups: recycle(self.groups), records: recycle(self.records), fields: recycle(self.fields) }
+    }
+
+    fn read_group(&mut self, bytes: &'a [u8]) -> Result<GroupRead<'a>, ReadError> {
+        let mut group = GroupRead::default();
+        let first = self.fields.len();
+        let mut input = Input(bytes);
+        while let Some((tag, wire_type)) = input.key()? {
+            match tag {
+                tag::GROUP_TOPIC => group.topic = input.string(tag, wire_type)?,
+                tag::GROUP_SOURCE => group.source = input.string(tag, wire_type)?,
+                tag::GROUP_TAGS => {
+                    let field = read_field(input.message(tag, wire_type)?)?;
+                    self.fields.push(field);
+                }
+                tag::GROUP_ENVIRONMENT => group.environment = input.string(tag, wire_type)?,
+                tag::GROUP_RELEASE => group.release = input.string(tag, wire_type)?,
+                _ => input.skip(tag, wire_type)?,
+            }
+        }
+        group.tags = (index(first)?, index(self.fields.len())?);
+        Ok(group)
+    }
+
+    fn read_record(&mut self, bytes: &'a [u8]) -> Result<RecordRead<'a>, ReadError> {
+        let mut r = RecordRead::default();
+        let first = self.fields.len();
+        let mut input = Input(bytes);
+        while let Some((tag, wire_type)) = input.key()? {
+            match tag {
+                tag::RECORD_TIME_NS => r.time_ns = input.fixed64(tag, wire_type)?,
+                tag::RECORD_GROUP => r.group = input.varint(tag, wire_type)? as u32,
+                tag::RECORD_LEVEL => r.level = input.string(tag, wire_type)?,
+                tag::RECORD_MESSAGE => r.message = input.string(tag, wire_type)?,
+                tag::RECORD_TEMPLATE => r.template = input.string(tag, wire_type)?,
+                tag::RECORD_TRACE_ID => r.trace_id = input.string(tag, wire_type)?,
+                tag::RECORD_SPAN_ID => r.span_id = input.string(tag, wire_type)?,
+                tag::RECORD_USER_ID => r.user_id = input.string(tag, wire_type)?,
+                tag::RECORD_USER_EMAIL => r.user_email = input.string(tag, wire_type)?,
+                tag::RECORD_ACCOUNT_ID => r.account_id = input.string(tag, wire_type)?,
+                tag::RECORD_ACCOUNT_NAME => r.account_name = input.string(tag, wire_type)?,
+                tag::RECORD_LOGGER_NAME => r.logger_name = input.string(tag, wire_type)?,
+                tag::RECORD_FILE_PATH => r.file_path = input.string(tag, wire_type)?,
+                tag::RECORD_LINE_NUMBER => r.line_number = Some(input.varint(tag, wire_type)? as u32),
+                tag::RECORD_FUNCTION_NAME => r.function_name = input.string(tag, wire_type)?,
+                tag::RECORD_FIELDS => {
+                    let field = read_field(input.message(tag, wire_type)?)?;
+                    self.fields.push(field);
+                }
+                _ => input.skip(tag, wire_type)?,
+            }
+        }
+        r.fields = (index(first)?, index(self.fields.len())?);
+        Ok(r)
+    }
+}
+
+fn read_field(bytes: &[u8]) -> Result<FieldRef<'_>, ReadError> {
+    let mut field = FieldRef::default();
+    let mut input = Input(bytes);
+    while let Some((tag, wire_type)) = input.key()? {
+        match tag {
+            tag::FIELD_KEY => field.key = input.string(tag, wire_type)?,
+            tag::FIELD_VALUE => field.value = input.message(tag, wire_type)?,
+            tag::FIELD_JSON => field.json = input.varint(tag, wire_type)? != 0,
+            _ => input.skip(tag, wire_type)?,
+        }
+    }
+    Ok(field)
+}
+
+fn index(n: usize) -> Result<u32, ReadError> {
+    u32::try_from(n).map_err(|_| ReadError::Underflow)
+}
+
+/// An empty vector in the allocation of another, whose elements borrow for another
+/// lifetime (collecting an emptied vector into one of the same layout reuses it).
+fn recycle<T, U>(mut v: Vec<T>) -> Vec<U> {
+    v.clear();
+    v.into_iter().map(|_| unreachable!("the vector is empty")).collect()
+}
+
+/// The rest of a message.
+struct Input<'a>(&'a [u8]);
+
+impl<'a> Input<'a> {
+    fn key(&mut self) -> Result<Option<(u32, WireType)>, ReadError> {
+        if self.0.is_empty() { Ok(None) } else { Ok(Some(decode_key(&mut self.0)?)) }
+    }
+
+    fn expect(tag: u32, actual: WireType, expected: WireType) -> Result<(), ReadError> {
+        if actual == expected { Ok(()) } else { Err(ReadError::WireType(tag)) }
+    }
+
+    /// A length-delimited value.
+    fn message(&mut self, tag: u32, wire_type: WireType) -> Result<&'a [u8], ReadError> {
+        Self::expect(tag, wire_type, WireType::LengthDelimited)?;
+        let len = decode_varint(&mut self.0)?;
+        if len > self.0.len() as u64 {
+            return Err(ReadError::Underflow);
+        }
+        let (value, rest) = self.0.split_at(len as usize);
+        self.0 = rest;
+        Ok(value)
+    }
+
+    fn string(&mut self, tag: u32, wire_type: WireType) -> Result<&'a str, ReadError> {
+        std::str::from_utf8(self.message(tag, wire_type)?).map_err(|_| ReadError::Utf8)
+    }
+
+    fn varint(&mut self, tag: u32, wire_type: WireType) -> Result<u64, ReadError> {
+        Self::expect(tag, wire_type, WireType::Varint)?;
+        Ok(decode_varint(&mut self.0)?)
+    }
+
+    fn fixed64(&mut self, tag: u32, wire_type: WireType) -> Result<i64, ReadError> {
+        Self::expect(tag, wire_type, WireType::SixtyFourBit)?;
+        let (value, rest) = self.0.split_first_chunk::<8>().ok_or(ReadError::Underflow)?;
+        self.0 = rest;
+        Ok(i64::from_le_bytes(*value))
+    }
+
+    fn skip(&mut self, tag: u32, wire_type: WireType) -> Result<(), ReadError> {
+        Ok(skip_field(wire_type, tag, &mut self.0, DecodeContext::default())?)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,7 +551,90 @@ mod tests {
         fields.iter().map(|f| FieldRef { key: &f.key, value: &f.value, json: f.json }).collect()
     }
 
+    /// What the reader read, as prost's owned types.
+    fn owned(body: &BodyRef<'_>) -> BatchBody {
+        let fields = |fields: &[FieldRef<'_>]| -> Vec<Field> {
+            fields.iter().map(|f| Field { key: f.key.into(), value: f.value.into(), json: f.json }).collect()
+        };
+        BatchBody {
+            groups: body
+                .groups
+                .iter()
+                .map(|g| RecordGroup {
+                    topic: g.topic.into(),
+                    source: g.source.into(),
+                    tags: fields(body.tags(g)),
+                    environment: g.environment.into(),
+                    release: g.release.into(),
+                })
+                .collect(),
+            records: body
+                .records
+                .iter()
+                .map(|r| Record {
+                    time_ns: r.time_ns,
+                    group: r.group,
+                    level: r.level.into(),
+                    message: r.message.into(),
+                    template: r.template.into(),
+                    trace_id: r.trace_id.into(),
+                    span_id: r.span_id.into(),
+                    user_id: r.user_id.into(),
+                    user_email: r.user_email.into(),
+                    account_id: r.account_id.into(),
+                    account_name: r.account_name.into(),
+                    logger_name: r.logger_name.into(),
+                    file_path: r.file_path.into(),
+                    line_number: r.line_number,
+                    function_name: r.function_name.into(),
+                    fields: fields(body.fields(r)),
+                })
+                .collect(),
+        }
+    }
+
+    /// The reader and prost's derived decoder accept the same bytes and read the same.
+    fn reads_as_prost(bytes: &[u8], previous: BodyRef<'_>) -> Result<BodyRef<'static>, TestCaseError> {
+        let read = BodyRef::read(bytes, previous);
+        match (BatchBody::decode(bytes), &read) {
+            (Ok(expected), Ok(body)) => prop_assert_eq!(owned(body), expected),
+            (Err(_), Err(_)) => {}
+            (expected, read) => prop_assert!(false, "prost: {expected:?}, reader: {read:?}"),
+        }
+        Ok(read.map(BodyRef::recycle).unwrap_or_default())
+    }
+
     proptest! {
+        /// What prost encodes, the reader reads as prost does; and a body with bytes
+        /// changed, cut or added (a corrupt batch, fields from a later version) is
+        /// accepted or refused as prost does, and read the same when accepted.
+        #[test]
+        fn reads_what_prost_reads(
+            groups in proptest::collection::vec(group(), 0..3),
+            records in proptest::collection::vec(record(), 0..6),
+            changes in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 0..4),
+            cut in any::<prop::sample::Index>(),
+            noise in proptest::collection::vec(any::<u8>(), 0..16),
+        ) {
+            let encoded = BatchBody { groups, records }.encode_to_vec();
+            let previous = reads_as_prost(&encoded, BodyRef::default())?;
+            let mut changed = encoded.clone();
+            for (at, byte, how) in changes {
+                if changed.is_empty() {
+                    break;
+                }
+                let at = at.index(changed.len());
+                match how {
+                    0 => changed[at] = byte,
+                    1 => changed.insert(at, byte),
+                    _ => { changed.remove(at); }
+                }
+            }
+            let previous = reads_as_prost(&changed, previous)?;
+            let previous = reads_as_prost(&encoded[..cut.index(encoded.len() + 1)], previous)?;
+            reads_as_prost(&noise, previous)?;
+        }
+
         /// The streaming writer and prost's derived encoder agree byte for byte.
         #[test]
         fn writes_what_prost_writes(

@@ -22,15 +22,16 @@ use deltalake::{DeltaTable, DeltaTableError};
 use futures::{StreamExt, TryStreamExt};
 use indexmap::IndexMap;
 use object_store::ObjectStore;
-use sluice_ingest::batch::{self, BatchId, DecodedBatch};
+use sluice_ingest::batch::{self, BatchId};
 use sluice_ingest::layout::table_prefix;
-use sluice_proto::batch::{BatchBody, BatchHeader};
+use sluice_ingest::record::BodyRef;
 use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 
 use crate::lake::index::{self, PartitionIndexes};
+use crate::lake::raw::ReceivedBatch;
 use crate::lake::rows::{Rows, Sizes, TimeOrder, choose_frequent_keys};
 use crate::lake::schema::{self, DATE, FileSettings};
 use crate::lake::{LakeError, Storage, raw, table};
@@ -297,11 +298,12 @@ async fn sample_frequent_keys(store: &dyn ObjectStore, pending: &[Pending]) -> R
     }) {
         let Some(bytes) = raw::read(store, &p.key).await? else { continue };
         // An unreadable batch is quarantined by the run itself.
-        if let Ok(batch) = raw::decode(&bytes) {
+        if let Ok(batch) = ReceivedBatch::decode(&bytes, p.received_ns) {
             batches.push(batch);
         }
     }
-    Ok(choose_frequent_keys(&batches))
+    let bodies: Vec<BodyRef<'_>> = batches.iter().filter_map(|b| b.batch().ok().map(|b| b.body)).collect();
+    Ok(choose_frequent_keys(&bodies))
 }
 
 async fn compact_group(
@@ -432,16 +434,21 @@ fn build(chunk: Vec<(Pending, Bytes)>, schema: SchemaRef) -> Result<Built, Compa
     let frequent = schema::frequent_keys(&schema);
     let mut rows = Rows::with_capacity(PIECE_ROWS, &frequent, &Sizes::default());
     let (mut decoded, mut unreadable) = (Vec::new(), Vec::new());
-    // One decoded batch and one decompression buffer, used again for every batch.
-    let mut batch = DecodedBatch { id: BatchId(0), header: BatchHeader::default(), body: BatchBody::default() };
+    // One decompression buffer and one set of vectors to read bodies into, used again for
+    // every batch: records are read in place, their strings borrowed from the buffer.
     let mut buffer = Vec::new();
+    let mut body = BodyRef::default();
     for (p, bytes) in chunk {
-        match batch::decode_into(&bytes, raw::MAX_DECODED_BYTES, &mut batch, &mut buffer) {
-            Ok(()) => {
+        match batch::read_into(&bytes, raw::MAX_DECODED_BYTES, &mut buffer, body) {
+            Ok(batch) => {
                 rows.append(&batch, p.received_ns)?;
+                body = batch.body.recycle();
                 decoded.push(p);
             }
-            Err(e) => unreadable.push((p, e.to_string())),
+            Err(e) => {
+                body = BodyRef::default();
+                unreadable.push((p, e.to_string()));
+            }
         }
         if rows.len() >= PIECE_ROWS {
             let full = std::mem::replace(&mut rows, Rows::with_capacity(0, &frequent, &Sizes::default()));

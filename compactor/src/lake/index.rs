@@ -43,31 +43,23 @@ use xorf::{BinaryFuse8, BinaryFuse8Ref, DmaSerializable, Filter, FilterRef};
 use super::schema::{LEVEL, TIME_NS};
 
 /// SLS's default token delimiters.
+const DELIMITERS: &[u8] = b" ,'\";=()[]{}?@&<>/:\n\t\r";
+
+/// [`DELIMITERS`] as a table, so that telling a delimiter is one load.
+static IS_DELIMITER: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < DELIMITERS.len() {
+        table[DELIMITERS[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
+
+/// Whether `b` is one of SLS's default token delimiters.
+#[inline(always)]
 pub fn is_delimiter(b: u8) -> bool {
-    matches!(
-        b,
-        b' ' | b','
-            | b'\''
-            | b'"'
-            | b';'
-            | b'='
-            | b'('
-            | b')'
-            | b'['
-            | b']'
-            | b'{'
-            | b'}'
-            | b'?'
-            | b'@'
-            | b'&'
-            | b'<'
-            | b'>'
-            | b'/'
-            | b':'
-            | b'\n'
-            | b'\t'
-            | b'\r'
-    )
+    IS_DELIMITER[b as usize]
 }
 
 /// The tokens of `text`, as they are (not lowercased): the runs between delimiters.
@@ -487,10 +479,12 @@ impl IndexBuilder {
     }
 
     fn add_value(&mut self, value: &[u8]) {
-        for token in tokens(value) {
-            self.lower.clear();
-            self.lower.extend(token.iter().map(u8::to_ascii_lowercase));
-            self.hashes.insert(token_hash(&self.lower));
+        // Lowercased once for the whole value (ASCII case only, as queries lowercase
+        // tokens: delimiters are ASCII and keep their place).
+        self.lower.clear();
+        self.lower.extend(value.iter().map(u8::to_ascii_lowercase));
+        for token in tokens(&self.lower) {
+            self.hashes.insert(token_hash(token));
         }
     }
 }

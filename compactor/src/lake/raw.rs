@@ -6,8 +6,10 @@ use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
-use sluice_ingest::batch::{self, DecodedBatch};
+use sluice_ingest::batch::{self, BatchId, BatchRef};
 use sluice_ingest::layout::{RAW_ROOT, RawBatchKey};
+use sluice_ingest::record::BodyRef;
+use sluice_proto::batch::BatchHeader;
 
 use super::store::logstores_under;
 
@@ -25,11 +27,30 @@ pub struct Pending {
 }
 
 /// A raw batch read back, with the time its object was written (when the edge received
-/// the request).
+/// the request). The body is kept decompressed and read (without copying) when used.
 #[derive(Debug)]
 pub struct ReceivedBatch {
-    pub batch: DecodedBatch,
+    pub id: BatchId,
+    pub header: BatchHeader,
+    body: Vec<u8>,
     pub received_ns: i64,
+}
+
+impl ReceivedBatch {
+    /// A raw batch's bytes checked and decompressed, or why they cannot be (then the
+    /// batch belongs in quarantine).
+    pub fn decode(bytes: &[u8], received_ns: i64) -> Result<Self, batch::BatchError> {
+        let mut body = Vec::new();
+        let BatchRef { id, header, .. } = batch::read_into(bytes, MAX_DECODED_BYTES, &mut body, BodyRef::default())?;
+        Ok(Self { id, header, body, received_ns })
+    }
+
+    /// The batch, its body read again (it was read once when decoded).
+    pub fn batch(&self) -> Result<BatchRef<'_>, batch::BatchError> {
+        let body =
+            BodyRef::read(&self.body, BodyRef::default()).map_err(|e| batch::BatchError::Corrupt(e.to_string()))?;
+        Ok(BatchRef { id: self.id, header: self.header.clone(), body })
+    }
 }
 
 /// Every logstore that has raw batches, as (project, logstore), sorted.
@@ -59,11 +80,6 @@ pub async fn read(store: &dyn ObjectStore, key: &RawBatchKey) -> Result<Option<B
         Err(object_store::Error::NotFound { .. }) => Ok(None),
         Err(e) => Err(e),
     }
-}
-
-/// A raw batch decoded, or why it cannot be (then it belongs in quarantine).
-pub fn decode(bytes: &[u8]) -> Result<DecodedBatch, batch::BatchError> {
-    batch::decode(bytes, MAX_DECODED_BYTES)
 }
 
 /// Deletes a raw batch; one already gone is fine.

@@ -10,9 +10,10 @@ use deltalake::arrow::compute::interleave;
 use deltalake::arrow::datatypes::SchemaRef;
 use deltalake::arrow::datatypes::{DataType, Field as ArrowField};
 use deltalake::arrow::error::ArrowError;
-use sluice_ingest::batch::DecodedBatch;
+use sluice_ingest::batch::BatchRef;
 use sluice_ingest::layout::Partition;
-use sluice_proto::batch::{Field, Product, RecordGroup};
+use sluice_ingest::record::{BodyRef, FieldRef, GroupRead};
+use sluice_proto::batch::Product;
 use std::sync::Arc;
 
 use super::raw::ReceivedBatch;
@@ -69,17 +70,20 @@ fn opt(builder: &mut StringBuilder, value: &str) {
 /// The fields a log keeps: a key given twice (SLS allows it) keeps its last value, as the
 /// JSON object GetLogs answers with would, so that the map's keys are unique (DuckDB and
 /// Spark refuse maps that repeat a key).
-fn kept(fields: &[Field]) -> impl Iterator<Item = &Field> {
+fn kept<'f, 'a>(fields: &'f [FieldRef<'a>]) -> impl Iterator<Item = &'f FieldRef<'a>> {
     fields.iter().enumerate().filter(|(i, f)| !fields[i + 1..].iter().any(|later| later.key == f.key)).map(|(_, f)| f)
 }
 
-fn append_map(builder: &mut MapBuilder<StringBuilder, StringBuilder>, fields: &[Field]) -> Result<(), ArrowError> {
+fn append_map(
+    builder: &mut MapBuilder<StringBuilder, StringBuilder>,
+    fields: &[FieldRef<'_>],
+) -> Result<(), ArrowError> {
     if fields.is_empty() {
         builder.append(false)
     } else {
         for f in kept(fields) {
-            builder.keys().append_value(&f.key);
-            builder.values().append_value(text(&f.value));
+            builder.keys().append_value(f.key);
+            builder.values().append_value(text(f.value));
         }
         builder.append(true)
     }
@@ -195,12 +199,14 @@ impl Rows {
     }
 
     /// Appends every record of a raw batch.
-    pub fn append(&mut self, batch: &DecodedBatch, received_ns: i64) -> Result<(), ArrowError> {
+    pub fn append(&mut self, batch: &BatchRef<'_>, received_ns: i64) -> Result<(), ArrowError> {
         let batch_id = batch.id.to_string();
         let product = product_name(batch.header.product);
-        let no_group = RecordGroup::default();
-        for (position, r) in batch.body.records.iter().enumerate() {
-            let group = batch.body.groups.get(r.group as usize).unwrap_or(&no_group);
+        let body = &batch.body;
+        let no_group = GroupRead::default();
+        for (position, r) in body.records.iter().enumerate() {
+            let group = body.groups.get(r.group as usize).unwrap_or(&no_group);
+            let fields = body.fields(r);
             let c = &mut self.c;
             // The partition, named once per partition seen in a row.
             let partition = Partition::of(r.time_ns, received_ns);
@@ -217,36 +223,36 @@ impl Rows {
             c.batch_id.append_value(&batch_id);
             c.position.append_value(i32::try_from(position).unwrap_or(i32::MAX));
             c.product.append_value(product);
-            opt(&mut c.topic, &group.topic);
-            opt(&mut c.source, &group.source);
-            append_map(&mut c.tags, &group.tags)?;
-            opt(&mut c.environment, &group.environment);
-            opt(&mut c.release, &group.release);
-            opt(&mut c.level, &r.level);
-            opt(&mut c.message, &r.message);
-            opt(&mut c.template, &r.template);
-            opt(&mut c.trace_id, &r.trace_id);
-            opt(&mut c.span_id, &r.span_id);
-            opt(&mut c.user_id, &r.user_id);
-            opt(&mut c.user_email, &r.user_email);
-            opt(&mut c.account_id, &r.account_id);
-            opt(&mut c.account_name, &r.account_name);
-            opt(&mut c.logger_name, &r.logger_name);
-            opt(&mut c.file_path, &r.file_path);
+            opt(&mut c.topic, group.topic);
+            opt(&mut c.source, group.source);
+            append_map(&mut c.tags, body.tags(group))?;
+            opt(&mut c.environment, group.environment);
+            opt(&mut c.release, group.release);
+            opt(&mut c.level, r.level);
+            opt(&mut c.message, r.message);
+            opt(&mut c.template, r.template);
+            opt(&mut c.trace_id, r.trace_id);
+            opt(&mut c.span_id, r.span_id);
+            opt(&mut c.user_id, r.user_id);
+            opt(&mut c.user_email, r.user_email);
+            opt(&mut c.account_id, r.account_id);
+            opt(&mut c.account_name, r.account_name);
+            opt(&mut c.logger_name, r.logger_name);
+            opt(&mut c.file_path, r.file_path);
             c.line_number.append_option(r.line_number.and_then(|n| i32::try_from(n).ok()));
-            opt(&mut c.function_name, &r.function_name);
+            opt(&mut c.function_name, r.function_name);
             // Frequent fields into their columns, the others into the map.
             self.set.iter_mut().for_each(|s| *s = false);
             let mut in_map = false;
-            for f in kept(&r.fields) {
-                match self.frequent.iter().position(|(key, _)| *key == f.key) {
+            for f in kept(fields) {
+                match self.frequent.iter().position(|(key, _)| key == f.key) {
                     Some(i) => {
-                        self.frequent[i].1.append_value(text(&f.value));
+                        self.frequent[i].1.append_value(text(f.value));
                         self.set[i] = true;
                     }
                     None => {
-                        c.fields.keys().append_value(&f.key);
-                        c.fields.values().append_value(text(&f.value));
+                        c.fields.keys().append_value(f.key);
+                        c.fields.values().append_value(text(f.value));
                         in_map = true;
                     }
                 }
@@ -258,8 +264,8 @@ impl Rows {
                 }
             }
             let mut json = false;
-            for f in kept(&r.fields).filter(|f| f.json) {
-                c.json_keys.values().append_value(&f.key);
+            for f in kept(fields).filter(|f| f.json) {
+                c.json_keys.values().append_value(f.key);
                 json = true;
             }
             c.json_keys.append(json);
@@ -343,14 +349,14 @@ const MAX_FREQUENT: usize = 32;
 /// sampled records carry, most common first, at most [`MAX_FREQUENT`], whose keys are
 /// plain names (`[A-Za-z_][A-Za-z0-9_]*`, at most 64 characters, unique whatever their
 /// case, as Delta column names must be).
-pub fn choose_frequent_keys<'a>(sample: impl IntoIterator<Item = &'a DecodedBatch>) -> Vec<String> {
+pub fn choose_frequent_keys<'a>(sample: impl IntoIterator<Item = &'a BodyRef<'a>>) -> Vec<String> {
     let mut counts: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     let mut records = 0;
-    for batch in sample {
-        for r in &batch.body.records {
+    for body in sample {
+        for r in &body.records {
             records += 1;
-            for f in kept(&r.fields) {
-                *counts.entry(f.key.as_str()).or_default() += 1;
+            for f in kept(body.fields(r)) {
+                *counts.entry(f.key).or_default() += 1;
             }
         }
     }
@@ -379,10 +385,11 @@ pub fn to_record_batch<'a>(
 ) -> Result<RecordBatch, ArrowError> {
     let batches: Vec<&ReceivedBatch> = batches.into_iter().collect();
     let frequent = schema::frequent_keys(&schema);
-    let count = batches.iter().map(|b| b.batch.body.records.len()).sum();
+    let count = batches.iter().map(|b| b.header.record_count as usize).sum();
     let mut rows = Rows::with_capacity(count, &frequent, &Sizes::default());
     for b in batches {
-        rows.append(&b.batch, b.received_ns)?;
+        let batch = b.batch().map_err(|e| ArrowError::ExternalError(Box::new(e)))?;
+        rows.append(&batch, b.received_ns)?;
     }
     rows.finish(schema)
 }
@@ -533,8 +540,8 @@ mod tests {
 
     const NANOS_PER_DAY: i64 = 86_400 * 1_000_000_000;
 
-    fn field(key: &str, value: &str) -> Field {
-        Field { key: key.into(), value: value.as_bytes().to_vec(), ..Field::default() }
+    fn field<'a>(key: &'a str, value: &'a str) -> FieldRef<'a> {
+        FieldRef { key, value: value.as_bytes(), json: false }
     }
 
     fn piece(times: &[i64]) -> RecordBatch {
@@ -573,23 +580,18 @@ mod tests {
         );
     }
 
-    fn batch(records: Vec<Vec<(&str, &str)>>) -> DecodedBatch {
-        use sluice_proto::batch::{BatchBody, BatchHeader, Record};
-        let records: Vec<Record> = records
-            .into_iter()
-            .enumerate()
-            .map(|(i, fields)| Record {
-                time_ns: i as i64,
-                fields: fields.into_iter().map(|(k, v)| field(k, v)).collect(),
-                ..Record::default()
-            })
-            .collect();
-        let header = BatchHeader { record_count: records.len() as u32, ..BatchHeader::default() };
-        DecodedBatch {
-            id: sluice_ingest::batch::BatchId(1),
-            header,
-            body: BatchBody { groups: vec![RecordGroup::default()], records },
+    /// A raw batch of records with these fields, read back as the compactor reads it.
+    fn batch(records: Vec<Vec<(&str, &str)>>) -> ReceivedBatch {
+        use sluice_ingest::record::{BodyWriter, GroupRef, RecordRef};
+        let mut writer = BodyWriter::with_capacity(0);
+        writer.push_group(&GroupRef::default());
+        for (i, fields) in records.into_iter().enumerate() {
+            let fields: Vec<FieldRef<'_>> = fields.into_iter().map(|(k, v)| field(k, v)).collect();
+            writer.push_record(&RecordRef { time_ns: i as i64, fields: &fields, ..RecordRef::default() });
         }
+        let id = sluice_ingest::batch::BatchId(1);
+        let bytes = sluice_ingest::batch::encode(id, Product::Sls, "p", "l", &writer.finish());
+        ReceivedBatch::decode(&bytes, 0).unwrap()
     }
 
     #[test]
@@ -599,9 +601,13 @@ mod tests {
             vec![("status", "404"), ("bad key", "y"), ("Status", "2")],
             vec![("status", "500"), ("rare", "z")],
         ]);
-        assert_eq!(choose_frequent_keys([&sample]), ["status"], "no spaces, no second `status` in another case");
+        assert_eq!(
+            choose_frequent_keys([&sample.batch().unwrap().body]),
+            ["status"],
+            "no spaces, no second `status` in another case"
+        );
         let even = batch(vec![vec![("a", "1")], vec![("b", "2")]]);
-        assert_eq!(choose_frequent_keys([&even]), ["a", "b"], "half is enough");
+        assert_eq!(choose_frequent_keys([&even.batch().unwrap().body]), ["a", "b"], "half is enough");
         assert!(choose_frequent_keys(std::iter::empty()).is_empty());
     }
 
@@ -615,7 +621,7 @@ mod tests {
             vec![("path", "/b")],
             vec![("status", "1"), ("status", "2")],
         ]);
-        let out = to_record_batch([&ReceivedBatch { batch: rows, received_ns: 0 }], schema).unwrap();
+        let out = to_record_batch([&rows], schema).unwrap();
         let status = out.column_by_name("frequent").unwrap().as_struct().column(0).as_string::<i32>().clone();
         assert_eq!(status.iter().collect::<Vec<_>>(), [Some("200"), None, Some("2")]);
         let fields = out.column_by_name("fields").unwrap().as_any().downcast_ref::<MapArray>().unwrap().clone();
@@ -627,7 +633,7 @@ mod tests {
     #[test]
     fn a_repeated_key_keeps_its_last_value() {
         let fields = [field("user", "a"), field("path", "/"), field("user", "b")];
-        let kept: Vec<(&str, &[u8])> = kept(&fields).map(|f| (f.key.as_str(), f.value.as_slice())).collect();
+        let kept: Vec<(&str, &[u8])> = kept(&fields).map(|f| (f.key, f.value)).collect();
         assert_eq!(kept, [("path", &b"/"[..]), ("user", &b"b"[..])]);
     }
 }

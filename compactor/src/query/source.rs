@@ -306,16 +306,16 @@ impl Source {
                         cache.forget(project, logstore);
                         return Err(QueryError::Retry);
                     };
-                    let Ok(decoded) = raw::decode(&bytes) else {
+                    let Ok(decoded) = ReceivedBatch::decode(&bytes, p.received_ns) else {
                         tracing::warn!(key, "skipping an unreadable raw batch");
                         continue;
                     };
-                    let r = Arc::new(ReceivedBatch { batch: decoded, received_ns: p.received_ns });
+                    let r = Arc::new(decoded);
                     cache.batches.lock().unwrap_or_else(|e| e.into_inner()).insert(key, r.clone());
                     r
                 }
             };
-            let header = &received.batch.header;
+            let header = &received.header;
             if header.max_time_ns >= from_ns && header.min_time_ns < to_ns {
                 fresh.push(received);
             }
@@ -330,9 +330,9 @@ impl Source {
         let fresh_chunks = fresh
             .iter()
             .map(|r| Chunk {
-                min_ns: r.batch.header.min_time_ns,
-                max_ns: r.batch.header.max_time_ns,
-                rows: u64::from(r.batch.header.record_count),
+                min_ns: r.header.min_time_ns,
+                max_ns: r.header.max_time_ns,
+                rows: u64::from(r.header.record_count),
             })
             .collect();
         let fresh = if fresh.is_empty() {
