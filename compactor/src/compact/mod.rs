@@ -32,7 +32,7 @@ use tokio::runtime::Handle;
 
 use crate::lake::index::{self, PartitionIndexes};
 use crate::lake::raw::ReceivedBatch;
-use crate::lake::rows::{Rows, Sizes, TimeOrder, choose_frequent_keys};
+use crate::lake::rows::{Rows, Sizes, TimeOrder, choose_frequent_keys, mostly_distinct_keys};
 use crate::lake::schema::{self, DATE, FileSettings};
 use crate::lake::{LakeError, Storage, raw, table};
 use plan::{Pending, plan};
@@ -335,18 +335,18 @@ async fn compact_group(
     read.sort_by_key(|(p, _)| (p.received_ns, p.key.id));
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let schema = RecordBatchWriter::for_table(table)?.arrow_schema();
-    let properties = schema::writer_properties(options.files, &schema::frequent_keys(&schema));
+    let frequent = schema::frequent_keys(&schema);
     let mut tasks = Vec::new();
     for chunk in chunks(read, cores, options.min_bytes_per_writer) {
         // One file per partition per writer (commits are bounded), so that each file's
         // token index is built from exactly its rows.
-        let writer = RecordBatchWriter::for_table(table)?
-            .with_writer_properties(properties.clone())
-            .with_target_file_size(u64::MAX);
-        let (schema, row_group_rows, runtime) = (schema.clone(), options.files.row_group_rows, Handle::current());
+        let writer = RecordBatchWriter::for_table(table)?.with_target_file_size(u64::MAX);
+        let (schema, frequent, files, runtime) = (schema.clone(), frequent.clone(), options.files, Handle::current());
         tasks.push(tokio::task::spawn_blocking(move || {
             let built = build(chunk, schema)?;
-            let (adds, indexes) = runtime.block_on(write_sorted(writer, &built.rows, row_group_rows))?;
+            let distinct = built.rows.first_piece().map(mostly_distinct_keys).unwrap_or_default();
+            let writer = writer.with_writer_properties(schema::writer_properties(files, &frequent, &distinct));
+            let (adds, indexes) = runtime.block_on(write_sorted(writer, &built.rows, files.row_group_rows))?;
             Ok::<_, CompactError>((built.decoded, built.rows.len(), built.unreadable, adds, indexes))
         }));
     }

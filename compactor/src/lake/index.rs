@@ -358,6 +358,9 @@ pub struct IndexBuilder {
     /// token's hash per row group cost as much as the rest of compaction).
     hashes: HashSet<u64, BuildHasherDefault<Prehashed>>,
     lower: Vec<u8>,
+    /// The hashes added last, by their low bits: a token seen again soon (a common word,
+    /// a key, a status) is known without a probe of `hashes`, which grows past the caches.
+    recent: Box<[u64]>,
     row_groups: Vec<RowGroupIndex>,
     /// `None` once the rows cannot be rolled up (no time, too many levels).
     rollup: Option<RollupBuilder>,
@@ -370,6 +373,7 @@ impl IndexBuilder {
             rows: 0,
             hashes: HashSet::default(),
             lower: Vec::new(),
+            recent: empty_recent(),
             row_groups: Vec::new(),
             rollup: Some(RollupBuilder::default()),
         }
@@ -435,6 +439,7 @@ impl IndexBuilder {
         let rollup = self.rollup.as_mut().map(RollupBuilder::seal).unwrap_or_default();
         self.row_groups.push(RowGroupIndex { rows: self.rows as u32, filter, rollup });
         self.hashes.clear();
+        self.recent = empty_recent();
         self.rows = 0;
         Ok(())
     }
@@ -443,9 +448,14 @@ impl IndexBuilder {
     fn add_text(&mut self, array: &dyn Array) {
         match array.data_type() {
             DataType::Utf8 => {
-                let strings = array.as_string::<i32>();
-                for value in strings.iter().flatten() {
-                    self.add_value(value.as_bytes());
+                // A value the row before had too (a run of one topic, source or level)
+                // adds nothing.
+                let mut previous = None;
+                for value in array.as_string::<i32>().iter().flatten() {
+                    if previous != Some(value) {
+                        self.add_value(value.as_bytes());
+                        previous = Some(value);
+                    }
                 }
             }
             DataType::LargeUtf8 => {
@@ -484,9 +494,23 @@ impl IndexBuilder {
         self.lower.clear();
         self.lower.extend(value.iter().map(u8::to_ascii_lowercase));
         for token in tokens(&self.lower) {
-            self.hashes.insert(token_hash(token));
+            let hash = token_hash(token);
+            let slot = &mut self.recent[hash as usize & (RECENT - 1)];
+            if *slot != hash {
+                *slot = hash;
+                self.hashes.insert(hash);
+            }
         }
     }
+}
+
+/// Slots of [`IndexBuilder::recent`]: 32 KB, within the first-level cache.
+const RECENT: usize = 4096;
+
+/// A `recent` that knows no hash: each slot holds a value whose low bits name another
+/// slot, so that no hash finds itself there.
+fn empty_recent() -> Box<[u64]> {
+    (0..RECENT as u64).map(|slot| !slot).collect()
 }
 
 /// Counts a row group's rows per second and level as they are added: rows in time order

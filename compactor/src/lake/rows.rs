@@ -432,6 +432,11 @@ impl TimeOrder {
         self.order.len()
     }
 
+    /// The rows built first, as a sample of all.
+    pub fn first_piece(&self) -> Option<&RecordBatch> {
+        self.pieces.first()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.order.is_empty()
     }
@@ -466,6 +471,31 @@ impl TimeOrder {
         let partition = Partition::from_key(self.order[range.start].0).to_string();
         Ok((partition, RecordBatch::try_new(schema, columns)?))
     }
+}
+
+/// Values of each frequent field looked at by [`mostly_distinct_keys`].
+const DISTINCT_SAMPLE: usize = 4096;
+
+/// The frequent fields of `rows` whose values are mostly distinct: more than half of the
+/// first [`DISTINCT_SAMPLE`] values (a request id, a byte count), as opposed to a status
+/// or a method.
+pub fn mostly_distinct_keys(rows: &RecordBatch) -> Vec<String> {
+    let Some(frequent) = rows.column_by_name(FREQUENT).and_then(|c| c.as_struct_opt()) else {
+        return Vec::new();
+    };
+    let distinct = |column: &ArrayRef| {
+        let Some(strings) = column.as_string_opt::<i32>() else { return false };
+        let values: Vec<&str> = strings.iter().flatten().take(DISTINCT_SAMPLE).collect();
+        let set: std::collections::HashSet<&str> = values.iter().copied().collect();
+        set.len() * 2 > values.len()
+    };
+    frequent
+        .fields()
+        .iter()
+        .zip(frequent.columns())
+        .filter(|(_, c)| distinct(c))
+        .map(|(f, _)| f.name().clone())
+        .collect()
 }
 
 /// The text of a row of a string column (any string type; other types as displayed),
@@ -628,6 +658,20 @@ mod tests {
         assert_eq!(fields.value(0).column(1).as_string::<i32>().value(0), "/a");
         assert_eq!(fields.value(1).column(1).as_string::<i32>().value(0), "/b");
         assert!(fields.is_null(2), "a log whose fields all have columns has no map");
+    }
+
+    #[test]
+    fn ids_are_mostly_distinct_and_statuses_are_not() {
+        let frequent = vec!["status".to_owned(), "id".to_owned()];
+        let schema = Arc::new(crate::lake::schema::arrow_schema(&frequent).unwrap());
+        let ids: Vec<String> = (0..100).map(|i| format!("req-{i}")).collect();
+        let records = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| vec![("status", if i % 7 == 0 { "500" } else { "200" }), ("id", id.as_str())])
+            .collect();
+        let rows = to_record_batch([&batch(records)], schema).unwrap();
+        assert_eq!(mostly_distinct_keys(&rows), ["id"]);
     }
 
     #[test]

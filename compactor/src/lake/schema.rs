@@ -263,8 +263,10 @@ impl Default for FileSettings {
 
 /// Parquet writer properties, from the catalogue: ZSTD, page-level statistics (column
 /// and offset indexes), files declared sorted by time, each column's [`Layout`] and bloom
-/// filter; frequent fields and the map's values are varied text.
-pub fn writer_properties(settings: FileSettings, frequent: &[String]) -> WriterProperties {
+/// filter; frequent fields and the map's values are varied text, and the frequent fields
+/// in `distinct` (values mostly distinct, as a request id's) unique text: a dictionary
+/// would cost the writer a lookup per value and be given up at its size limit.
+pub fn writer_properties(settings: FileSettings, frequent: &[String], distinct: &[String]) -> WriterProperties {
     // The file schema has no partition column: time_ns is its first column.
     let time_column = COLUMNS.iter().filter(|c| c.name != DATE).position(|c| c.name == TIME_NS).unwrap_or(0);
     let sorting = SortingColumn { column_idx: time_column as i32, descending: false, nulls_first: false };
@@ -279,6 +281,9 @@ pub fn writer_properties(settings: FileSettings, frequent: &[String]) -> WriterP
         .chain(std::iter::once(ColumnPath::new(std::iter::once(FIELDS).chain(MAP_VALUES).map(String::from).collect())));
     for path in varied {
         builder = builder.set_column_encoding(path, Encoding::DELTA_LENGTH_BYTE_ARRAY);
+    }
+    for key in distinct {
+        builder = builder.set_column_dictionary_enabled(ColumnPath::new(vec![FREQUENT.to_owned(), key.clone()]), false);
     }
     for c in &COLUMNS {
         let path = ColumnPath::from(c.name);
@@ -322,10 +327,13 @@ mod tests {
 
     #[test]
     fn writer_properties_follow_the_layouts() {
-        let props = writer_properties(FileSettings::default(), &["status".into()]);
+        let props = writer_properties(FileSettings::default(), &["status".into(), "id".into()], &["id".into()]);
         let encoding = |path: &[&str]| props.encoding(&ColumnPath::new(path.iter().map(|s| s.to_string()).collect()));
         assert_eq!(encoding(&[MESSAGE]), Some(Encoding::DELTA_LENGTH_BYTE_ARRAY));
         assert_eq!(encoding(&[FREQUENT, "status"]), Some(Encoding::DELTA_LENGTH_BYTE_ARRAY));
+        assert!(props.dictionary_enabled(&ColumnPath::new(vec![FREQUENT.into(), "status".into()])));
+        assert!(!props.dictionary_enabled(&ColumnPath::new(vec![FREQUENT.into(), "id".into()])));
+        assert_eq!(encoding(&[FREQUENT, "id"]), Some(Encoding::DELTA_LENGTH_BYTE_ARRAY));
         assert_eq!(encoding(&[FIELDS, "key_value", "value"]), Some(Encoding::DELTA_LENGTH_BYTE_ARRAY));
         assert_eq!(encoding(&[TIME_NS]), Some(Encoding::DELTA_BINARY_PACKED));
         assert!(!props.dictionary_enabled(&ColumnPath::from(SPAN_ID)));

@@ -29,7 +29,7 @@ use std::collections::HashMap;
 
 use crate::lake::index::{self, PartitionIndexes};
 use crate::lake::schema::{self, DATE, FileSettings, TIME_NS};
-use crate::lake::{LakeError, Storage, table};
+use crate::lake::{LakeError, Storage, rows, table};
 use policy::{DataFile, Merge, Policy};
 use sluice_ingest::layout::table_prefix;
 
@@ -183,7 +183,11 @@ async fn merge_files(
     let sorted = take_record_batch(&all, &sort_to_indices(time, None, None)?)?;
 
     let writer = RecordBatchWriter::for_table(table)?;
-    let properties = schema::writer_properties(options.files, &schema::frequent_keys(&writer.arrow_schema()));
+    let properties = schema::writer_properties(
+        options.files,
+        &schema::frequent_keys(&writer.arrow_schema()),
+        &rows::mostly_distinct_keys(&sorted),
+    );
     let mut writer = writer.with_writer_properties(properties).with_target_file_size(u64::MAX);
     let mut indexes = PartitionIndexes::new(options.files.row_group_rows);
     indexes.add(&merge.partition, &sorted).map_err(LakeError::from)?;
