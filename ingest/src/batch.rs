@@ -231,22 +231,11 @@ fn split(bytes: &[u8]) -> Result<Parts<'_>, BatchError> {
 
 /// Reads a raw batch: checksum, header and records. `limit` caps the uncompressed body.
 pub fn decode(bytes: &[u8], limit: usize) -> Result<DecodedBatch, BatchError> {
-    let mut out = DecodedBatch { id: BatchId(0), header: BatchHeader::default(), body: BatchBody::default() };
-    decode_into(bytes, limit, &mut out, &mut Vec::new())?;
-    Ok(out)
-}
-
-/// [`decode`] into a batch and a decompression buffer that are used again from one raw
-/// batch to the next: their vectors keep their capacity, so that reading many batches
-/// does not allocate (and fault in) megabytes for each.
-pub fn decode_into(bytes: &[u8], limit: usize, out: &mut DecodedBatch, raw: &mut Vec<u8>) -> Result<(), BatchError> {
-    let (id, header) = decompress(bytes, limit, raw)?;
-    out.body.clear();
-    out.body.merge(&raw[..]).map_err(|e| BatchError::Corrupt(e.to_string()))?;
-    check_count(&header, out.body.records.len())?;
-    out.id = id;
-    out.header = header;
-    Ok(())
+    let mut raw = Vec::new();
+    let (id, header) = decompress(bytes, limit, &mut raw)?;
+    let body = BatchBody::decode(&raw[..]).map_err(|e| BatchError::Corrupt(e.to_string()))?;
+    check_count(&header, body.records.len())?;
+    Ok(DecodedBatch { id, header, body })
 }
 
 /// A raw batch read without copying its strings, which borrow from the decompression
@@ -258,8 +247,9 @@ pub struct BatchRef<'a> {
     pub body: BodyRef<'a>,
 }
 
-/// Reads a raw batch as [`decode_into`] does, the body borrowed from `raw` and read into
-/// the vectors of `previous`: no allocation per string, none per batch once warm.
+/// Reads a raw batch as [`decode`] does, the body borrowed from `raw` (a decompression
+/// buffer used again from one batch to the next) and read into the vectors of
+/// `previous`: no allocation per string, none per batch once warm.
 pub fn read_into<'a>(
     bytes: &[u8],
     limit: usize,
