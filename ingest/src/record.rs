@@ -296,7 +296,7 @@ pub struct GroupRead<'a> {
     pub source: &'a str,
     pub environment: &'a str,
     pub release: &'a str,
-    tags: (u32, u32),
+    tags: (usize, usize),
 }
 
 /// A record as read: its fields are [`BodyRef::fields`].
@@ -317,7 +317,7 @@ pub struct RecordRead<'a> {
     pub file_path: &'a str,
     pub line_number: Option<u32>,
     pub function_name: &'a str,
-    fields: (u32, u32),
+    fields: (usize, usize),
 }
 
 /// Why a body cannot be read.
@@ -361,12 +361,12 @@ impl<'a> BodyRef<'a> {
 
     /// A group's tags.
     pub fn tags(&self, group: &GroupRead<'_>) -> &[FieldRef<'a>] {
-        &self.fields[group.tags.0 as usize..group.tags.1 as usize]
+        &self.fields[group.tags.0..group.tags.1]
     }
 
     /// A record's fields.
     pub fn fields(&self, record: &RecordRead<'_>) -> &[FieldRef<'a>] {
-        &self.fields[record.fields.0 as usize..record.fields.1 as usize]
+        &self.fields[record.fields.0..record.fields.1]
     }
 
     /// This body's vectors, emptied, for the next.
@@ -391,7 +391,7 @@ impl<'a> BodyRef<'a> {
                 _ => input.skip(tag, wire_type)?,
             }
         }
-        group.tags = (index(first)?, index(self.fields.len())?);
+        group.tags = (first, self.fields.len());
         Ok(group)
     }
 
@@ -423,7 +423,7 @@ impl<'a> BodyRef<'a> {
                 _ => input.skip(tag, wire_type)?,
             }
         }
-        r.fields = (index(first)?, index(self.fields.len())?);
+        r.fields = (first, self.fields.len());
         Ok(r)
     }
 }
@@ -440,10 +440,6 @@ fn read_field(bytes: &[u8]) -> Result<FieldRef<'_>, ReadError> {
         }
     }
     Ok(field)
-}
-
-fn index(n: usize) -> Result<u32, ReadError> {
-    u32::try_from(n).map_err(|_| ReadError::Underflow)
 }
 
 /// An empty vector in the allocation of another, whose elements borrow for another
