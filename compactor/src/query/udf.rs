@@ -12,14 +12,12 @@
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, BooleanBufferBuilder, MapArray, StringArray, StringBuilder, StringViewArray,
 };
-use datafusion::arrow::buffer::BooleanBuffer;
+use datafusion::arrow::buffer::{BooleanBuffer, Buffer};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Result, ScalarValue, exec_err};
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
 use datafusion::prelude::SessionContext;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use super::text::Needle;
@@ -61,64 +59,68 @@ fn strings(array: &ArrayRef) -> Result<StringArray> {
     }
 }
 
-/// Distinct values of a string view array matched once each; past this many (mostly
-/// unique text), the other rows are matched one by one.
-const DISTINCT_VIEWS: usize = 1024;
+/// Slots of the table of views [`match_views`] remembers (a power of two).
+const VIEW_SLOTS: usize = 1024;
+/// A slot that holds no view: no array has a string of 2^32 - 1 bytes.
+const NO_VIEW: u128 = u128::MAX;
 
 /// Which rows of a string view array match, nulls never, each distinct value matched
-/// once: a view holds a short value whole, and a longer one's place in the array's
-/// buffers, which the rows read from one Parquet dictionary entry share.
-fn match_views(values: &StringViewArray, needle: &Needle, out: &mut Vec<bool>) {
-    out.clear();
-    out.reserve(values.len());
-    // The first few distinct views are looked up one after the other (a level has a
-    // handful), the rest hashed.
-    let mut few: Vec<(u128, bool)> = Vec::with_capacity(FEW_VIEWS);
-    let mut seen: HashMap<u128, bool, BuildHasherDefault<ViewHasher>> = HashMap::default();
-    for (row, view) in values.views().iter().enumerate() {
-        if values.is_null(row) {
-            out.push(false);
-            continue;
+/// about once: a view holds a short value whole, and a longer one's place in the array's
+/// buffers, which the rows read from one Parquet dictionary entry share, so equal views
+/// are equal values. The views seen are remembered in a direct-mapped table (a slot per
+/// hash of the view, the last view there kept), which answers a repeated value with one
+/// comparison and no branch to mispredict; past its size (mostly unique text) values are
+/// matched one by one.
+fn match_views(values: &StringViewArray, needle: &Needle) -> BooleanArray {
+    let views = values.views();
+    let mut table = ViewTable { seen: Box::new([NO_VIEW; VIEW_SLOTS]), hit: Box::new([false; VIEW_SLOTS]) };
+    let mut words = Vec::with_capacity(views.len().div_ceil(64));
+    for (chunk, first) in views.chunks(64).zip((0..).step_by(64)) {
+        let mut word = 0u64;
+        for (i, &view) in chunk.iter().enumerate() {
+            let slot = slot_of(view);
+            let hit = if table.seen[slot] == view { table.hit[slot] } else { table.miss(values, first + i, needle) };
+            word |= u64::from(hit) << i;
         }
-        let known = match few.iter().find(|(v, _)| v == view) {
-            Some((_, hit)) => Some(*hit),
-            None => seen.get(view).copied(),
-        };
-        let hit = known.unwrap_or_else(|| {
-            let hit = needle.matches(values.value(row).as_bytes());
-            if few.len() < FEW_VIEWS {
-                few.push((*view, hit));
-            } else if seen.len() < DISTINCT_VIEWS {
-                seen.insert(*view, hit);
-            }
-            hit
-        });
-        out.push(hit);
+        words.push(word);
+    }
+    let matched = BooleanBuffer::new(Buffer::from_vec(words), 0, views.len());
+    // A null row whose view equals a remembered one was answered from the table.
+    let matched = match values.nulls() {
+        Some(nulls) => &matched & nulls.inner(),
+        None => matched,
+    };
+    BooleanArray::new(matched, None)
+}
+
+/// The views [`match_views`] saw last in each slot, and whether each matched.
+struct ViewTable {
+    seen: Box<[u128; VIEW_SLOTS]>,
+    hit: Box<[bool; VIEW_SLOTS]>,
+}
+
+impl ViewTable {
+    /// Matches a row whose view is not in the table, and remembers it.
+    #[cold]
+    #[inline(never)]
+    fn miss(&mut self, values: &StringViewArray, row: usize, needle: &Needle) -> bool {
+        if values.is_null(row) {
+            return false;
+        }
+        let view = values.views()[row];
+        let slot = slot_of(view);
+        let hit = needle.matches(values.value(row).as_bytes());
+        (self.seen[slot], self.hit[slot]) = (view, hit);
+        hit
     }
 }
 
-/// Distinct views compared one by one before hashing.
-const FEW_VIEWS: usize = 8;
-
-/// Hashes a string view by mixing its two halves (views are already well spread: length,
-/// prefix, buffer and offset).
-#[derive(Default)]
-struct ViewHasher(u64);
-
-impl Hasher for ViewHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(*b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-        }
-    }
-    fn write_u128(&mut self, view: u128) {
-        let (low, high) = (view as u64, (view >> 64) as u64);
-        self.0 = (low ^ high.rotate_left(32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        self.0 ^= self.0 >> 29;
-    }
+/// A view's slot in [`match_views`]' table: its two halves mixed (views are already well
+/// spread: length, prefix, buffer and offset).
+fn slot_of(view: u128) -> usize {
+    let (low, high) = (view as u64, (view >> 64) as u64);
+    let mixed = (low ^ high.rotate_left(32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (mixed >> (64 - VIEW_SLOTS.trailing_zeros())) as usize
 }
 
 /// Match results as a boolean array, 64 rows at a time.
@@ -166,6 +168,11 @@ impl ScalarUDFImpl for TextMatch {
         let result = if let Some(columns) = array.as_struct_opt().filter(|_| self.name == "sls_map_text") {
             let mut any = vec![false; columns.len()];
             for column in columns.columns() {
+                if let Some(views) = column.as_string_view_opt() {
+                    let matched = match_views(views, &needle);
+                    any.iter_mut().zip(matched.values()).for_each(|(a, h)| *a |= h);
+                    continue;
+                }
                 match_strings(&strings(column)?, &needle, &mut hits);
                 any.iter_mut().zip(&hits).for_each(|(a, h)| *a |= *h);
             }
@@ -187,8 +194,7 @@ impl ScalarUDFImpl for TextMatch {
             }
             BooleanArray::new(out.finish(), None)
         } else if let Some(views) = array.as_string_view_opt() {
-            match_views(views, &needle, &mut hits);
-            bits(&hits)
+            match_views(views, &needle)
         } else {
             match_strings(&strings(&array)?, &needle, &mut hits);
             bits(&hits)
@@ -245,6 +251,26 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// More distinct values than the table has slots, repeated and interleaved with
+    /// nulls: slots are overwritten and answered again, and every row still agrees.
+    #[test]
+    fn views_past_the_table_agree_with_rows() {
+        let values: Vec<Option<String>> = (0..6 * VIEW_SLOTS)
+            .map(|i| {
+                (i % 7 != 3).then(|| {
+                    format!("user {} of {}", i % (3 * VIEW_SLOTS), if i % 2 == 0 { "a" } else { "a long tail" })
+                })
+            })
+            .collect();
+        let views: StringViewArray = values.iter().map(|v| v.as_deref()).collect();
+        for needle in [Needle::word("tail"), Needle::word("12"), Needle::pattern("us*")] {
+            let out: Vec<bool> = match_views(&views, &needle).values().iter().collect();
+            let expected: Vec<bool> =
+                values.iter().map(|v| v.as_ref().is_some_and(|v| needle.matches(v.as_bytes()))).collect();
+            assert_eq!(out, expected);
+        }
+    }
+
     proptest! {
         /// Matching string views once per distinct value agrees with matching each row,
         /// whether the views share their bytes (as read from a dictionary) or not.
@@ -273,8 +299,7 @@ mod tests {
             } else {
                 values.iter().map(|v| v.as_deref()).collect()
             };
-            let mut out = Vec::new();
-            match_views(&views, &needle, &mut out);
+            let out: Vec<bool> = match_views(&views, &needle).values().iter().collect();
             let expected: Vec<bool> =
                 values.iter().map(|v| v.as_ref().is_some_and(|v| needle.matches(v.as_bytes()))).collect();
             prop_assert_eq!(out, expected);
