@@ -4,7 +4,7 @@
 //!
 //! Generates LOGS (default 10,000,000) application logs over three days as SLS raw
 //! batches (one holds a needle, one in a hundred a medium-rare word), compacts them into
-//! the logstore's Delta table (kept under `$SLUICE_CACHE/bench/query-v2-LOGS` for later
+//! the logstore's Delta table (kept under `$SLUICE_CACHE/bench/query-v3-LOGS` for later
 //! runs), then runs each query RUNS times (default 5) the way `sluice serve` does (open
 //! the logstore, plan, execute, render), then through HTTP with the unmodified SLS
 //! Python SDK against a `sluice serve` in this process (`sdk_queries.py`), and the
@@ -407,7 +407,7 @@ fn main() {
     let cache_root = std::env::var_os("SLUICE_CACHE")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/sluice"));
-    let dir = cache_root.join(format!("bench/query-v2-{logs}"));
+    let dir = cache_root.join(format!("bench/query-v3-{logs}"));
     let meta_path = dir.join("meta.json");
     let meta: Meta = match std::fs::read(&meta_path) {
         Ok(bytes) => serde_json::from_slice(&bytes).unwrap(),
@@ -537,8 +537,11 @@ fn main() {
             } else {
                 String::new()
             },
-            if stats.row_groups_pruned_by_index > 0 {
-                format!(", {} skipped by the index", stats.row_groups_pruned_by_index)
+            if stats.row_groups_pruned_by_index + stats.slices_pruned_by_index > 0 {
+                format!(
+                    ", {} skipped by the index, and {} of the eighths of those read",
+                    stats.row_groups_pruned_by_index, stats.slices_pruned_by_index
+                )
             } else {
                 String::new()
             },

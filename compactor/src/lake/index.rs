@@ -1,8 +1,14 @@
-//! The token index of a data file: for each of its row groups, a binary fuse filter
-//! (`xorf`, 8-bit fingerprints: under 0.4% false positives, about 9 bits per distinct
-//! token) over the lowercased SLS tokens of every text the rows hold: message, level,
-//! ids, topic, source, every tag and every field's value. The tokenizer is the one
-//! queries match with ([`tokens`]).
+//! The token index of a data file: for each of its row groups, and for each eighth of it
+//! (a *slice*, [`SLICES_PER_ROW_GROUP`]), a binary fuse filter (`xorf`, 8-bit
+//! fingerprints: under 0.4% false positives, about 9 bits per distinct token) over the
+//! lowercased SLS tokens of every text the rows hold: message, level, ids, topic, source,
+//! every tag and every field's value. The tokenizer is the one queries match with
+//! ([`tokens`]). A search skips the row groups whose filter lacks a token it needs, or
+//! none of whose slices may match, and reads only the slices that may in the others:
+//! with the Parquet page index, the pages of the other slices are neither fetched nor
+//! decoded (the writer cuts pages at slice boundaries, see `schema::writer_properties`).
+//! The row group's own filter keeps its false positives at one filter's (eight slices'
+//! filters alone would have eight times as many).
 //!
 //! An index is a sidecar object, `{table}/_sluice_index/{data file}.idx` (see
 //! [`index_path`]): written after its data file and before the commit that adds the file,
@@ -19,14 +25,17 @@
 //! [`MAX_LEVELS`] distinct levels gets no rollups. Span ids (one per log, found by
 //! equality) are left out of the filters: they would double their size.
 //!
-//! Encoding (little-endian): `SLX2`, data file size (u64), the levels rollups count by
+//! Encoding (little-endian): `SLX3`, data file size (u64), the levels rollups count by
 //! (u32 count, then each as a length (u32, `u32::MAX` for no level) and bytes, then the
-//! rollups' unit in seconds (u32); a count of `u32::MAX`: no rollups), row groups (u32), then per row group its rows (u32), a flag
-//! (u32) and, when it has text, the filter's descriptor and fingerprints, each as a length
-//! (u32) and bytes, then its rollup as a length (u32) and LEB128 varints: the number of
-//! counts, then per count (ordered by second, then level) the second's difference to the
-//! one before (zigzag), the level's position and the rows. `SLX1` indexes (no levels, no
-//! rollups) are still read.
+//! rollups' unit in seconds (u32); a count of `u32::MAX`: no rollups), row groups (u32),
+//! then per row group its rows (u32), its filter, its slices (u32) and per slice its rows
+//! (u32) and filter; a filter is a flag (u32) and, when its rows have text, its
+//! descriptor and fingerprints, each as a length (u32) and bytes; then the row group's
+//! rollup as a length (u32) and LEB128
+//! varints: the number of counts, then per count (ordered by second, then level) the
+//! second's difference to the one before (zigzag), the level's position and the rows.
+//! `SLX2` indexes (a row group's filter, no slices) and `SLX1` indexes (no levels, no
+//! rollups either) are still read, each row group one slice.
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
@@ -67,9 +76,18 @@ pub fn tokens(text: &[u8]) -> impl Iterator<Item = &[u8]> {
     text.split(|b| is_delimiter(*b)).filter(|t| !t.is_empty())
 }
 
-const MAGIC: &[u8; 4] = b"SLX2";
-/// The first version: filters only.
+const MAGIC: &[u8; 4] = b"SLX3";
+/// The second version: one filter per row group.
+const MAGIC_V2: &[u8; 4] = b"SLX2";
+/// The first version: one filter per row group, no rollups.
 const MAGIC_V1: &[u8; 4] = b"SLX1";
+/// The slices a full row group's filters are cut into.
+pub const SLICES_PER_ROW_GROUP: usize = 8;
+
+/// Rows per slice (and per Parquet page at most) for row groups of `row_group_rows`.
+pub fn slice_rows(row_group_rows: usize) -> usize {
+    row_group_rows.div_ceil(SLICES_PER_ROW_GROUP).max(1)
+}
 /// Distinct `level` values a file's rollups count by, at most.
 pub const MAX_LEVELS: usize = 256;
 /// The rollups' unit when a file's rows are sparse: a minute.
@@ -126,15 +144,29 @@ impl Hasher for Prehashed {
     }
 }
 
-/// One row group's filter.
+/// One row group's filters and rollup.
 #[derive(Clone, Debug)]
 pub struct RowGroupIndex {
     pub rows: u32,
-    /// The filter's descriptor and fingerprints; `None` when the row group holds no text.
-    filter: Option<Fuse>,
+    /// Over all its rows.
+    pub filter: TokenFilter,
+    /// Its rows in order, slice by slice.
+    pub slices: Vec<Slice>,
     /// Rows per second and level, ordered by second then level (empty without rollups).
     pub rollup: Vec<Count>,
 }
+
+/// Consecutive rows of a row group, and their filter.
+#[derive(Clone, Debug)]
+pub struct Slice {
+    pub rows: u32,
+    pub filter: TokenFilter,
+}
+
+/// A binary fuse filter over the token hashes of some rows: descriptor and fingerprints;
+/// `None` when the rows hold no text.
+#[derive(Clone, Debug)]
+pub struct TokenFilter(Option<Fuse>);
 
 /// Rows of one unit of time and one level (a position in [`FileIndex::levels`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -148,11 +180,23 @@ pub struct Count {
 /// A binary fuse filter as stored: descriptor and fingerprints.
 type Fuse = (Box<[u8]>, Box<[u8]>);
 
-impl RowGroupIndex {
-    /// Whether the row group may hold every one of these tokens (hashes of lowercased
-    /// tokens): `false` is certain, `true` is probable.
+impl TokenFilter {
+    /// A filter over distinct hashes.
+    fn build(distinct: &[u64]) -> Result<Self, IndexError> {
+        if distinct.is_empty() {
+            return Ok(Self(None));
+        }
+        let filter = BinaryFuse8::try_from(distinct).map_err(IndexError::Filter)?;
+        let mut descriptor = vec![0; BinaryFuse8::DESCRIPTOR_LEN];
+        filter.dma_copy_descriptor_to(&mut descriptor);
+        Ok(Self(Some((descriptor.into(), filter.fingerprints))))
+    }
+
+    /// Whether the rows may hold every one of these tokens (hashes of lowercased
+    /// tokens), one row all of them as far as the filter can tell: `false` is certain,
+    /// `true` is probable.
     pub fn may_contain_all(&self, hashes: &[u64]) -> bool {
-        match &self.filter {
+        match &self.0 {
             Some((descriptor, fingerprints)) => {
                 let filter = BinaryFuse8Ref::from_dma(descriptor, fingerprints);
                 hashes.iter().all(|h| filter.contains(h))
@@ -161,9 +205,34 @@ impl RowGroupIndex {
         }
     }
 
+    fn size(&self) -> usize {
+        self.0.as_ref().map_or(0, |(d, f)| d.len() + f.len())
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        match &self.0 {
+            None => out.extend_from_slice(&0u32.to_le_bytes()),
+            Some((descriptor, fingerprints)) => {
+                out.extend_from_slice(&1u32.to_le_bytes());
+                put_bytes(out, descriptor);
+                put_bytes(out, fingerprints);
+            }
+        }
+    }
+}
+
+impl RowGroupIndex {
+    /// Whether the row group may hold a row with every one of these tokens: its filter
+    /// may, and one of its slices' may.
+    pub fn may_contain_all(&self, hashes: &[u64]) -> bool {
+        self.filter.may_contain_all(hashes) && self.slices.iter().any(|s| s.filter.may_contain_all(hashes))
+    }
+
     /// Bytes the index takes in memory.
     pub fn size(&self) -> usize {
-        self.filter.as_ref().map_or(0, |(d, f)| d.len() + f.len()) + self.rollup.len() * size_of::<Count>()
+        self.filter.size()
+            + self.slices.iter().map(|s| s.filter.size()).sum::<usize>()
+            + self.rollup.len() * size_of::<Count>()
     }
 }
 
@@ -217,13 +286,11 @@ impl FileIndex {
         let mut rollup = Vec::new();
         for group in &self.row_groups {
             out.extend_from_slice(&group.rows.to_le_bytes());
-            match &group.filter {
-                None => out.extend_from_slice(&0u32.to_le_bytes()),
-                Some((descriptor, fingerprints)) => {
-                    out.extend_from_slice(&1u32.to_le_bytes());
-                    put_bytes(&mut out, descriptor);
-                    put_bytes(&mut out, fingerprints);
-                }
+            group.filter.encode(&mut out);
+            out.extend_from_slice(&(group.slices.len() as u32).to_le_bytes());
+            for slice in &group.slices {
+                out.extend_from_slice(&slice.rows.to_le_bytes());
+                slice.filter.encode(&mut out);
             }
             rollup.clear();
             encode_varint(group.rollup.len() as u64, &mut rollup);
@@ -243,8 +310,8 @@ impl FileIndex {
     pub fn decode(bytes: &[u8]) -> Result<Self, IndexError> {
         let mut r = Reader(bytes);
         let version = r.take(4)?;
-        let v1 = version == MAGIC_V1;
-        if !v1 && version != MAGIC {
+        let (v1, v2) = (version == MAGIC_V1, version == MAGIC_V2);
+        if !v1 && !v2 && version != MAGIC {
             return Err(IndexError::Malformed);
         }
         let data_size = u64::from_le_bytes(r.take(8)?.try_into().map_err(|_| IndexError::Malformed)?);
@@ -271,18 +338,24 @@ impl FileIndex {
         let mut row_groups = Vec::with_capacity(count.min(1 << 16) as usize);
         for _ in 0..count {
             let rows = r.u32()?;
-            let filter = match r.u32()? {
-                0 => None,
-                _ => {
-                    let len = r.u32()? as usize;
-                    let descriptor = r.take(len)?;
-                    if descriptor.len() != BinaryFuse8::DESCRIPTOR_LEN {
-                        return Err(IndexError::Malformed);
-                    }
-                    let len = r.u32()? as usize;
-                    let fingerprints = r.take(len)?;
-                    Some((descriptor.into(), fingerprints.into()))
+            let filter = r.filter()?;
+            let slices = if v1 || v2 {
+                vec![Slice { rows, filter: filter.clone() }]
+            } else {
+                let count = r.u32()?;
+                // Each slice holds rows: no more slices than rows.
+                if count > rows || (count == 0 && rows > 0) {
+                    return Err(IndexError::Malformed);
                 }
+                let slices = (0..count)
+                    .map(|_| Ok(Slice { rows: r.u32()?, filter: r.filter()? }))
+                    .collect::<Result<Vec<_>, _>>()?;
+                if slices.iter().any(|s| s.rows == 0)
+                    || slices.iter().map(|s| u64::from(s.rows)).sum::<u64>() != u64::from(rows)
+                {
+                    return Err(IndexError::Malformed);
+                }
+                slices
             };
             let rollup = if v1 {
                 Vec::new()
@@ -290,7 +363,7 @@ impl FileIndex {
                 let len = r.u32()? as usize;
                 decode_rollup(r.take(len)?, levels.as_ref().map_or(0, Vec::len), unit_seconds, rows)?
             };
-            row_groups.push(RowGroupIndex { rows, filter, rollup });
+            row_groups.push(RowGroupIndex { rows, filter, slices, rollup });
         }
         if !r.0.is_empty() {
             return Err(IndexError::Malformed);
@@ -346,21 +419,42 @@ impl<'a> Reader<'a> {
     fn u32(&mut self) -> Result<u32, IndexError> {
         Ok(u32::from_le_bytes(self.take(4)?.try_into().map_err(|_| IndexError::Malformed)?))
     }
+    /// A flag, then when set a filter's descriptor and fingerprints.
+    fn filter(&mut self) -> Result<TokenFilter, IndexError> {
+        if self.u32()? == 0 {
+            return Ok(TokenFilter(None));
+        }
+        let len = self.u32()? as usize;
+        let descriptor = self.take(len)?;
+        if descriptor.len() != BinaryFuse8::DESCRIPTOR_LEN {
+            return Err(IndexError::Malformed);
+        }
+        let len = self.u32()? as usize;
+        let fingerprints = self.take(len)?;
+        Ok(TokenFilter(Some((descriptor.into(), fingerprints.into()))))
+    }
 }
 
 /// Builds a file's index from its rows, in the order they are written, cutting a row
-/// group every `row_group_rows` rows as the Parquet writer does.
+/// group every `row_group_rows` rows as the Parquet writer does, and a slice every
+/// [`slice_rows`].
 #[derive(Debug)]
 pub struct IndexBuilder {
     row_group_rows: usize,
+    slice_rows: usize,
+    /// Rows in the row group, and in its slice.
     rows: usize,
-    /// The row group's distinct token hashes (kept distinct as they come: sorting every
+    rows_in_slice: usize,
+    /// The row group's distinct token hashes, those new to a slice added as it is sealed.
+    group_hashes: HashSet<u64, BuildHasherDefault<Prehashed>>,
+    /// The slice's distinct token hashes (kept distinct as they come: sorting every
     /// token's hash per row group cost as much as the rest of compaction).
     hashes: HashSet<u64, BuildHasherDefault<Prehashed>>,
     lower: Vec<u8>,
     /// The hashes added last, by their low bits: a token seen again soon (a common word,
     /// a key, a status) is known without a probe of `hashes`, which grows past the caches.
     recent: Box<[u64]>,
+    slices: Vec<Slice>,
     row_groups: Vec<RowGroupIndex>,
     /// `None` once the rows cannot be rolled up (no time, too many levels).
     rollup: Option<RollupBuilder>,
@@ -370,10 +464,14 @@ impl IndexBuilder {
     pub fn new(row_group_rows: usize) -> Self {
         Self {
             row_group_rows: row_group_rows.max(1),
+            slice_rows: slice_rows(row_group_rows),
             rows: 0,
+            rows_in_slice: 0,
+            group_hashes: HashSet::default(),
             hashes: HashSet::default(),
             lower: Vec::new(),
             recent: empty_recent(),
+            slices: Vec::new(),
             row_groups: Vec::new(),
             rollup: Some(RollupBuilder::default()),
         }
@@ -383,7 +481,9 @@ impl IndexBuilder {
     pub fn add(&mut self, batch: &RecordBatch) -> Result<(), IndexError> {
         let mut offset = 0;
         while offset < batch.num_rows() {
-            let n = (self.row_group_rows - self.rows).min(batch.num_rows() - offset);
+            let n = (self.row_group_rows - self.rows)
+                .min(self.slice_rows - self.rows_in_slice)
+                .min(batch.num_rows() - offset);
             let part = batch.slice(offset, n);
             for (field, column) in part.schema().fields().iter().zip(part.columns()) {
                 if super::schema::tokens_indexed(field.name()) {
@@ -396,9 +496,12 @@ impl IndexBuilder {
                 self.rollup = None;
             }
             self.rows += n;
+            self.rows_in_slice += n;
             offset += n;
             if self.rows == self.row_group_rows {
                 self.seal()?;
+            } else if self.rows_in_slice == self.slice_rows {
+                self.seal_slice()?;
             }
         }
         Ok(())
@@ -427,22 +530,28 @@ impl IndexBuilder {
     }
 
     fn seal(&mut self) -> Result<(), IndexError> {
-        let filter = if self.hashes.is_empty() {
-            None
-        } else {
-            let distinct: Vec<u64> = self.hashes.iter().copied().collect();
-            let filter = BinaryFuse8::try_from(&distinct).map_err(IndexError::Filter)?;
-            let mut descriptor = vec![0; BinaryFuse8::DESCRIPTOR_LEN];
-            filter.dma_copy_descriptor_to(&mut descriptor);
-            Some((descriptor.into(), filter.fingerprints))
-        };
+        if self.rows_in_slice > 0 {
+            self.seal_slice()?;
+        }
         let rollup = self.rollup.as_mut().map(RollupBuilder::seal).unwrap_or_default();
-        self.row_groups.push(RowGroupIndex { rows: self.rows as u32, filter, rollup });
-        self.hashes.clear();
-        self.recent = empty_recent();
+        let slices = std::mem::take(&mut self.slices);
+        let distinct: Vec<u64> = self.group_hashes.drain().collect();
+        let filter = TokenFilter::build(&distinct)?;
+        self.row_groups.push(RowGroupIndex { rows: self.rows as u32, filter, slices, rollup });
         self.rows = 0;
         Ok(())
     }
+
+    fn seal_slice(&mut self) -> Result<(), IndexError> {
+        let distinct: Vec<u64> = self.hashes.drain().collect();
+        let filter = TokenFilter::build(&distinct)?;
+        self.group_hashes.extend(distinct);
+        self.slices.push(Slice { rows: self.rows_in_slice as u32, filter });
+        self.recent.iter_mut().enumerate().for_each(|(slot, hash)| *hash = !(slot as u64));
+        self.rows_in_slice = 0;
+        Ok(())
+    }
+
     /// The tokens of every string an array holds: its own, a map's values, a struct's
     /// columns, a dictionary's values.
     fn add_text(&mut self, array: &dyn Array) {
@@ -752,11 +861,72 @@ mod tests {
         let index = FileIndex::decode(&builder.finish(1234).unwrap().encode()).unwrap();
         assert_eq!(index.data_size, 1234);
         assert_eq!(index.row_groups.iter().map(|g| g.rows).collect::<Vec<_>>(), [2, 2, 1]);
-        assert!(index.row_groups[0].may_contain_all(&hashes(&["get", "api", "v1", "alpha"])));
+        assert!(index.row_groups[0].may_contain_all(&hashes(&["get", "api", "v1"])));
+        assert!(index.row_groups[0].may_contain_all(&hashes(&["alpha"])));
+        // Tokens of different rows (slices of one row, here) are not found together.
+        assert!(!index.row_groups[0].may_contain_all(&hashes(&["get", "alpha"])));
         assert!(!index.row_groups[1].may_contain_all(&hashes(&["alpha"])));
         assert!(index.row_groups[1].may_contain_all(&hashes(&["beta"])));
         assert!(index.row_groups[2].may_contain_all(&hashes(&["gamma"])));
         assert!(index.row_groups[2].may_contain_all(&[]));
+        // Row groups of 2 rows are cut into slices of 1 row, each with its own tokens.
+        let slices = &index.row_groups[0].slices;
+        assert_eq!(slices.iter().map(|s| s.rows).collect::<Vec<_>>(), [1, 1]);
+        assert!(
+            slices[0].filter.may_contain_all(&hashes(&["get", "api", "v1"]))
+                && !slices[0].filter.may_contain_all(&hashes(&["alpha"]))
+        );
+        assert!(
+            slices[1].filter.may_contain_all(&hashes(&["alpha"]))
+                && !slices[1].filter.may_contain_all(&hashes(&["get"]))
+        );
+        // The second row group's second slice is the empty message: no tokens, no filter.
+        assert!(!index.row_groups[1].slices[1].filter.may_contain_all(&hashes(&["beta"])));
+        assert!(index.row_groups[1].slices[1].filter.may_contain_all(&[]));
+    }
+
+    #[test]
+    fn slices_cut_row_groups_in_eighths_across_batches() {
+        let words: Vec<String> = (0..45).map(|i| format!("w{i}")).collect();
+        let mut builder = IndexBuilder::new(20);
+        for part in words.chunks(7) {
+            builder.add(&batch(&part.iter().map(String::as_str).collect::<Vec<_>>())).unwrap();
+        }
+        let index = FileIndex::decode(&builder.finish(5).unwrap().encode()).unwrap();
+        let rows: Vec<Vec<u32>> = index.row_groups.iter().map(|g| g.slices.iter().map(|s| s.rows).collect()).collect();
+        assert_eq!(
+            rows,
+            [vec![3; 6].into_iter().chain([2]).collect::<Vec<_>>(), vec![3, 3, 3, 3, 3, 3, 2], vec![3, 2]]
+        );
+        // Each word is found in its own slice, and in others only as the filters' false
+        // positives (0.4% each).
+        let (mut first, mut false_positives) = (0, 0);
+        for group in &index.row_groups {
+            for slice in &group.slices {
+                for (i, word) in words.iter().enumerate() {
+                    let inside = (first..first + slice.rows as usize).contains(&i);
+                    let found = slice.filter.may_contain_all(&hashes(&[word]));
+                    assert!(found || !inside, "{word} is in its slice");
+                    false_positives += usize::from(found && !inside);
+                }
+                first += slice.rows as usize;
+            }
+        }
+        assert!(false_positives < 10, "{false_positives} false positives");
+    }
+
+    #[test]
+    fn second_version_indexes_are_read_as_one_slice_per_row_group() {
+        let mut v2 = b"SLX2".to_vec();
+        v2.extend_from_slice(&7u64.to_le_bytes());
+        v2.extend_from_slice(&u32::MAX.to_le_bytes()); // no rollups
+        v2.extend_from_slice(&1u32.to_le_bytes());
+        v2.extend_from_slice(&3u32.to_le_bytes());
+        v2.extend_from_slice(&0u32.to_le_bytes()); // no filter
+        v2.extend_from_slice(&1u32.to_le_bytes());
+        v2.push(0); // an empty rollup
+        let index = FileIndex::decode(&v2).unwrap();
+        assert_eq!(index.row_groups[0].slices.iter().map(|s| s.rows).collect::<Vec<_>>(), [3]);
     }
 
     #[test]

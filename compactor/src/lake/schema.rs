@@ -274,6 +274,9 @@ pub fn writer_properties(settings: FileSettings, frequent: &[String], distinct: 
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(settings.zstd_level).unwrap_or_default()))
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(settings.row_group_rows))
+        // Pages end where the token index's slices do (or sooner, at 1 MB): the rows a
+        // search keeps of a row group are then whole pages of every column.
+        .set_data_page_row_count_limit(super::index::slice_rows(settings.row_group_rows))
         .set_sorting_columns(Some(vec![sorting]));
     let varied = frequent
         .iter()
@@ -340,5 +343,6 @@ mod tests {
         assert_eq!(encoding(&[SPAN_ID]), Some(Encoding::DELTA_LENGTH_BYTE_ARRAY));
         assert!(props.bloom_filter_properties(&ColumnPath::from(TRACE_ID)).is_some());
         assert_eq!(props.sorting_columns().map(|s| s[0].column_idx), Some(0), "time_ns leads the file schema");
+        assert_eq!(props.data_page_row_count_limit(), FileSettings::default().row_group_rows / 8, "a page per slice");
     }
 }

@@ -9,18 +9,21 @@
 //!   statistics, partition values), files wholly inside them are read without
 //!   evaluating the bounds per row, and only the files they cut (or that have no
 //!   statistics) filter by time, with Parquet statistics and page indexes first.
-//! - The row groups a [`Pruning`] skips (token index, rollups) are not read.
+//! - The row groups a [`Pruning`] skips (token index, rollups) are not read, and of the
+//!   row groups it reads in part, only the slices it keeps: a row selection, whose rows
+//!   the page index turns into the pages to fetch and decode.
 //! - Parquet footers and page indexes come from a cache shared by every query: data files
 //!   never change (each has a unique name), so an entry never goes stale.
 //!
 //! Files whose schema is older than the table's (fewer frequent fields) are read with
 //! DataFusion's schema adaptation: what a file lacks is null.
 
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Schema, SchemaRef};
 use datafusion::catalog::Session;
 use datafusion::common::config::TableParquetOptions;
 use datafusion::common::{DFSchema, DataFusionError, Result, ScalarValue};
 use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::parquet::metadata::CachedParquetMetaData;
 use datafusion::datasource::physical_plan::parquet::{CachedParquetFileReaderFactory, ParquetAccessPlan};
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
@@ -29,6 +32,8 @@ use datafusion::datasource::{TableProvider, TableType};
 use datafusion::execution::cache::cache_manager::FileMetadataCache;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown, col, lit};
+use datafusion::parquet::arrow::arrow_reader::{RowSelection, RowSelector};
+use datafusion::parquet::arrow::parquet_to_arrow_schema;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::filter::FilterExecBuilder;
@@ -37,8 +42,8 @@ use object_store::ObjectMeta;
 use object_store::path::Path;
 use std::sync::Arc;
 
-use super::prune::Pruning;
-use crate::lake::schema::{DATE, Kind, Layout, Search, TIME_NS, column_named};
+use super::prune::{Pruning, Read};
+use crate::lake::schema::{DATE, FREQUENT, Kind, Layout, Search, TIME_NS, column_named};
 
 /// A data file of the table version a query reads.
 #[derive(Clone, Debug)]
@@ -63,11 +68,12 @@ fn date_field() -> FieldRef {
 }
 
 /// The table as queries see it: the Delta schema, `date` dictionary-encoded, and the
-/// text columns written dictionary-encoded (level, topic, ...) and the ids compared for
-/// equality (trace and span ids) as string views: read so, a row's value points into its
-/// page (or its page's dictionary) instead of being copied, and the query functions
-/// evaluate each distinct value once (see [`super::udf`]). Messages stay contiguous
-/// strings, which full-text search scans a whole buffer at a time.
+/// text columns written dictionary-encoded (level, topic, ...), the ids compared for
+/// equality (trace and span ids) and the frequent fields (`frequent.*`, grouped by and
+/// compared) as string views: read so, a row's value points into its page (or its page's
+/// dictionary) instead of being copied, and the query functions evaluate each distinct
+/// value once (see [`super::udf`]). Messages stay contiguous strings, which full-text
+/// search scans a whole buffer at a time.
 pub fn table_schema(delta: &Schema) -> SchemaRef {
     let fields: Vec<FieldRef> = delta
         .fields()
@@ -76,6 +82,15 @@ pub fn table_schema(delta: &Schema) -> SchemaRef {
             let column = column_named(f.name());
             if f.name() == DATE {
                 date_field()
+            } else if let (FREQUENT, DataType::Struct(children)) = (f.name().as_str(), f.data_type()) {
+                let views: Fields = children
+                    .iter()
+                    .map(|c| match c.data_type() {
+                        DataType::Utf8 => Arc::new(c.as_ref().clone().with_data_type(DataType::Utf8View)),
+                        _ => c.clone(),
+                    })
+                    .collect();
+                Arc::new(f.as_ref().clone().with_data_type(DataType::Struct(views)))
             } else if f.data_type() == &DataType::Utf8
                 && column.is_some_and(|c| {
                     c.kind == Kind::Text && (c.layout == Layout::Dictionary || c.search == Search::Exact)
@@ -88,6 +103,25 @@ pub fn table_schema(delta: &Schema) -> SchemaRef {
         })
         .collect();
     Arc::new(Schema::new(fields))
+}
+
+/// A file's field as the table reads it: strings as views where the table's field of that
+/// name is (at any depth of a struct).
+fn as_read(field: &FieldRef, table: &DataType) -> FieldRef {
+    let data_type = match (field.data_type(), table) {
+        (DataType::Utf8, DataType::Utf8View) => DataType::Utf8View,
+        (DataType::Struct(children), DataType::Struct(table_children)) => DataType::Struct(
+            children
+                .iter()
+                .map(|c| match table_children.find(c.name()) {
+                    Some((_, t)) => as_read(c, t.data_type()),
+                    None => c.clone(),
+                })
+                .collect(),
+        ),
+        _ => return field.clone(),
+    };
+    Arc::new(field.as_ref().clone().with_data_type(data_type))
 }
 
 /// A table version's data files, read as one table.
@@ -284,6 +318,27 @@ impl TableFiles {
         Ok(Arc::new(filter))
     }
 
+    /// How a data file's columns are read: the file's own schema (from its footer), with
+    /// strings as views wherever the table reads views ([`table_schema`]), inside
+    /// `frequent` too: DataFusion's coercion does top-level columns only, and would read
+    /// the struct's strings into new buffers, then cast them. `None` when no query has
+    /// read the footer yet (the file is then read that way).
+    fn read_schema(&self, location: &Path) -> Option<SchemaRef> {
+        let entry = self.metadata.get(location)?;
+        let parquet = entry.file_metadata.as_any().downcast_ref::<CachedParquetMetaData>()?.parquet_metadata();
+        let file = parquet.file_metadata();
+        let schema = parquet_to_arrow_schema(file.schema_descr(), file.key_value_metadata()).ok()?;
+        let fields: Vec<FieldRef> = schema
+            .fields()
+            .iter()
+            .map(|f| match self.schema.field_with_name(f.name()) {
+                Ok(table) => as_read(f, table.data_type()),
+                Err(_) => f.clone(),
+            })
+            .collect();
+        Some(Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone())))
+    }
+
     /// A data file as the Parquet source reads it, with the row groups to read; `None`
     /// when none is. A path the store cannot name fails the query rather than dropping the
     /// file's rows.
@@ -297,20 +352,31 @@ impl TableFiles {
             e_tag: None,
             version: None,
         };
+        let read_schema = self.read_schema(&meta.location);
         let mut partitioned = PartitionedFile::from(meta);
+        if let Some(schema) = read_schema {
+            partitioned = partitioned.with_arrow_schema(schema);
+        }
         partitioned.partition_values =
             vec![ScalarValue::Dictionary(Box::new(DataType::UInt16), Box::new(ScalarValue::from(file.date.as_str())))];
         let Some(read) = self.pruning.as_ref().and_then(|p| p.kept(&file.path)) else { return Ok(Some(partitioned)) };
-        if !read.iter().any(|r| *r) {
+        if read.iter().all(|r| *r == Read::Nothing) {
             return Ok(None);
         }
-        if read.iter().all(|r| *r) {
+        if read.iter().all(|r| *r == Read::All) {
             return Ok(Some(partitioned));
         }
         let mut plan = ParquetAccessPlan::new_all(read.len());
         for (i, r) in read.iter().enumerate() {
-            if !r {
-                plan.skip(i);
+            match r {
+                Read::All => {}
+                Read::Nothing => plan.skip(i),
+                Read::Slices(slices) => {
+                    let selectors = slices.iter().map(|&(rows, read)| {
+                        if read { RowSelector::select(rows as usize) } else { RowSelector::skip(rows as usize) }
+                    });
+                    plan.scan_selection(i, RowSelection::from_iter(selectors));
+                }
             }
         }
         Ok(Some(partitioned.with_extension(plan)))

@@ -4,14 +4,15 @@
 //! A search becomes a [`Need`]: the tokens a matching row must hold. A word or a phrase
 //! matches only with every one of its tokens whole in the text (see [`super::text`]), and
 //! so does an equality on an id, the level, the topic or the source; wildcards, numbers
-//! and `not` need nothing. A row group whose filter lacks a needed token is skipped; a
-//! file whose row groups are all skipped is not opened. Files without an index, or whose
-//! index does not describe them (another size, other row counts), are read whole.
+//! and `not` need nothing. A slice of a row group whose filter lacks a needed token is not
+//! read; a row group none of whose slices may match is skipped, a file whose row groups
+//! are all skipped is not opened. Files without an index, or whose index does not
+//! describe them (another size), are read whole.
 
 use std::collections::HashMap;
 
 use super::syntax::{Key, Search, Term};
-use crate::lake::index::{FileIndex, RowGroupIndex, token_hash, tokens};
+use crate::lake::index::{FileIndex, TokenFilter, token_hash, tokens};
 use crate::lake::schema::{Kind, LINE_NUMBER, column_named, tokens_indexed};
 
 /// What a matching row must hold.
@@ -67,24 +68,36 @@ impl Need {
         *self == Self::Anything
     }
 
-    /// Whether a row group may hold a matching row.
-    pub fn may_match(&self, group: &RowGroupIndex) -> bool {
+    /// Whether the rows a filter is over (a row group, a slice of one) may hold a
+    /// matching row.
+    pub fn may_match(&self, filter: &TokenFilter) -> bool {
         match self {
             Self::Anything => true,
-            Self::Tokens(hashes) => group.may_contain_all(hashes),
-            Self::All(needs) => needs.iter().all(|n| n.may_match(group)),
-            Self::Any(needs) => needs.iter().any(|n| n.may_match(group)),
+            Self::Tokens(hashes) => filter.may_contain_all(hashes),
+            Self::All(needs) => needs.iter().all(|n| n.may_match(filter)),
+            Self::Any(needs) => needs.iter().any(|n| n.may_match(filter)),
         }
     }
 }
 
-/// The row groups to read of each indexed file, by file name.
+/// What is read of a row group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Read {
+    All,
+    Nothing,
+    /// Its slices, in order: their rows, and whether they are read (some are, some not).
+    Slices(Vec<(u32, bool)>),
+}
+
+/// What to read of each indexed file, by file name.
 #[derive(Clone, Debug, Default)]
 pub struct Pruning {
-    /// Per file name: whether each row group is read.
-    files: HashMap<String, Vec<bool>>,
+    /// Per file name: what is read of each row group.
+    files: HashMap<String, Vec<Read>>,
     /// Row groups skipped by the index.
     pub skipped: usize,
+    /// Slices skipped by the index in the row groups read.
+    pub slices_skipped: usize,
     /// Row groups skipped because their time rollups answer (see [`super::rollup`]).
     pub rolled_up: usize,
 }
@@ -100,33 +113,56 @@ impl Pruning {
             if index.data_size != size {
                 continue;
             }
-            let read: Vec<bool> = index.row_groups.iter().map(|g| need.may_match(g)).collect();
-            pruning.skipped += read.iter().filter(|r| !**r).count();
+            let read: Vec<Read> = index
+                .row_groups
+                .iter()
+                .map(|g| {
+                    if !need.may_match(&g.filter) {
+                        pruning.skipped += 1;
+                        return Read::Nothing;
+                    }
+                    let slices: Vec<(u32, bool)> =
+                        g.slices.iter().map(|s| (s.rows, need.may_match(&s.filter))).collect();
+                    let skipped = slices.iter().filter(|(_, read)| !read).count();
+                    if skipped == 0 {
+                        Read::All
+                    } else if skipped == slices.len() {
+                        pruning.skipped += 1;
+                        Read::Nothing
+                    } else {
+                        pruning.slices_skipped += skipped;
+                        Read::Slices(slices)
+                    }
+                })
+                .collect();
             pruning.files.insert(file_name(path).to_owned(), read);
         }
         pruning
     }
 
     pub fn is_empty(&self) -> bool {
-        self.skipped == 0 && self.rolled_up == 0
+        self.skipped == 0 && self.slices_skipped == 0 && self.rolled_up == 0
     }
 
-    /// Whether each row group of a file (of the Delta log's `path`) is read, when the
-    /// pruning skips any of them.
-    pub fn kept(&self, path: &str) -> Option<&[bool]> {
+    /// What is read of each row group of a file (of the Delta log's `path`), when the
+    /// pruning knows the file.
+    pub fn kept(&self, path: &str) -> Option<&[Read]> {
         self.files.get(file_name(path)).map(Vec::as_slice)
     }
 
-    /// Whether a row group of a file (of the Delta log's `path`) is read.
+    /// Whether a row group of a file (of the Delta log's `path`) is read, whole or in part.
     pub fn reads(&self, path: &str, group: usize) -> bool {
-        self.files.get(file_name(path)).is_none_or(|read| read.get(group).copied().unwrap_or(true))
+        self.files.get(file_name(path)).and_then(|read| read.get(group)).is_none_or(|r| *r != Read::Nothing)
     }
 
     /// Skips a row group (of a file of `groups`) whose rows were counted from its rollup.
     pub fn roll_up(&mut self, path: &str, groups: usize, group: usize) {
-        let read = self.files.entry(file_name(path).to_owned()).or_insert_with(|| vec![true; groups]);
-        if let Some(slot) = read.get_mut(group).filter(|r| **r) {
-            *slot = false;
+        let read = self.files.entry(file_name(path).to_owned()).or_insert_with(|| vec![Read::All; groups]);
+        if let Some(slot) = read.get_mut(group).filter(|r| **r != Read::Nothing) {
+            if let Read::Slices(slices) = slot {
+                self.slices_skipped -= slices.iter().filter(|(_, read)| !read).count();
+            }
+            *slot = Read::Nothing;
             self.rolled_up += 1;
         }
     }
@@ -216,8 +252,8 @@ mod tests {
     }
 
     /// The rows (batch id, position) a search selects, with and without the index, and
-    /// the row groups the index skipped.
-    async fn both_ways(storage: &Storage, query: &str, start_ns: i64) -> (Vec<String>, Vec<String>, usize) {
+    /// the row groups and slices the index skipped.
+    async fn both_ways(storage: &Storage, query: &str, start_ns: i64) -> (Vec<String>, Vec<String>, (usize, usize)) {
         let (from_ns, to_ns) = (start_ns - SECOND, start_ns + 3600 * SECOND);
         let source = open(storage, Range { from_ns, to_ns }).await;
         let search = syntax::parse(query).unwrap().search;
@@ -238,7 +274,8 @@ mod tests {
         };
         let with = rows(source.logs_for(&search).await.unwrap()).await;
         let without = rows(source.logs()).await;
-        (with, without, source.scanned.get().row_groups_pruned_by_index)
+        let stats = source.scanned.get();
+        (with, without, (stats.row_groups_pruned_by_index, stats.slices_pruned_by_index))
     }
 
     fn start_ns() -> i64 {
@@ -249,11 +286,13 @@ mod tests {
     async fn a_needle_skips_the_row_groups_without_it() {
         let logs: Vec<_> = (0..30).map(|i| (vec![if i == 17 { 6 } else { i / 10 }], 4, i % 3)).collect();
         let storage = table(&logs, 2, start_ns()).await;
-        let (with, without, skipped) = both_ways(&storage, "10.0.0.1", start_ns()).await;
+        let (with, without, (skipped, slices)) = both_ways(&storage, "10.0.0.1", start_ns()).await;
         assert_eq!(with.len(), 1);
         assert_eq!(with, without);
         assert!(skipped >= 9, "30 rows in 3-row groups, one holds the needle: {skipped} skipped");
-        let (with, without, skipped) = both_ways(&storage, "alpha and not beta", start_ns()).await;
+        // Row groups of 3 rows have slices of 1: of the needle's row group, only its row is read.
+        assert_eq!(slices, 2, "the needle's row group reads one of its 3 slices");
+        let (with, without, (skipped, _)) = both_ways(&storage, "alpha and not beta", start_ns()).await;
         assert_eq!((with.len(), with == without, skipped > 0), (10, true, true));
     }
 

@@ -25,6 +25,8 @@ pub struct ScanStats {
     pub row_groups_pruned_by_bloom: usize,
     /// Row groups skipped by the token index, before their files were opened.
     pub row_groups_pruned_by_index: usize,
+    /// Slices (eighths) of the row groups read that the token index skipped.
+    pub slices_pruned_by_index: usize,
     /// Row groups counted from their time rollups instead of read (histograms).
     pub row_groups_rolled_up: usize,
     pub bytes: usize,
@@ -36,12 +38,13 @@ impl fmt::Display for ScanStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "files={} row_groups={}/{} bloom_pruned={} index_pruned={} rolled_up={} bytes={} rows={}",
+            "files={} row_groups={}/{} bloom_pruned={} index_pruned={} slices_pruned={} rolled_up={} bytes={} rows={}",
             self.files,
             self.row_groups_read,
             self.row_groups,
             self.row_groups_pruned_by_bloom,
             self.row_groups_pruned_by_index,
+            self.slices_pruned_by_index,
             self.row_groups_rolled_up,
             self.bytes,
             self.rows
@@ -122,9 +125,10 @@ impl Scanned {
     }
 
     /// Row groups the token index skipped, and those counted from time rollups.
-    pub fn add_skipped(&self, by_index: usize, rolled_up: usize) {
+    pub fn add_skipped(&self, by_index: usize, slices_by_index: usize, rolled_up: usize) {
         let mut stats = self.0.lock().unwrap_or_else(|e| e.into_inner());
         stats.row_groups_pruned_by_index += by_index;
+        stats.slices_pruned_by_index += slices_by_index;
         stats.row_groups_rolled_up += rolled_up;
     }
 

@@ -410,7 +410,7 @@ impl Source {
         if pruning.is_empty() {
             return Ok((self.logs(), counts));
         }
-        self.scanned.add_skipped(pruning.skipped, pruning.rolled_up);
+        self.scanned.add_skipped(pruning.skipped, pruning.slices_skipped, pruning.rolled_up);
         let pruning = Arc::new(pruning);
         *self.pruning.lock().unwrap_or_else(|e| e.into_inner()) = Some(pruning.clone());
         let compacted = self.ctx.read_table(Arc::new(TableFiles { pruning: Some(pruning), ..(*provider).clone() }))?;
@@ -421,9 +421,13 @@ impl Source {
         Ok((logs, counts))
     }
 
-    /// Whether the last [`Self::logs_for`] skipped row groups by the token index.
+    /// Whether the last [`Self::logs_for`] skipped row groups or slices by the token index.
     pub fn narrowed(&self) -> bool {
-        self.pruning.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|p| p.skipped > 0)
+        self.pruning
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|p| p.skipped + p.slices_skipped > 0)
     }
 
     /// What is known of where the rows the scans read are: each row group the last
