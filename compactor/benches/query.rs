@@ -539,7 +539,7 @@ fn main() {
             },
             if stats.row_groups_pruned_by_index + stats.slices_pruned_by_index > 0 {
                 format!(
-                    ", {} skipped by the index, and {} of the eighths of those read",
+                    ", {} skipped by the index, and {} of the quarters of those read",
                     stats.row_groups_pruned_by_index, stats.slices_pruned_by_index
                 )
             } else {

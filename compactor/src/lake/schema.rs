@@ -343,6 +343,6 @@ mod tests {
         assert_eq!(encoding(&[SPAN_ID]), Some(Encoding::DELTA_LENGTH_BYTE_ARRAY));
         assert!(props.bloom_filter_properties(&ColumnPath::from(TRACE_ID)).is_some());
         assert_eq!(props.sorting_columns().map(|s| s[0].column_idx), Some(0), "time_ns leads the file schema");
-        assert_eq!(props.data_page_row_count_limit(), FileSettings::default().row_group_rows / 8, "a page per slice");
+        assert_eq!(props.data_page_row_count_limit(), FileSettings::default().row_group_rows / 4, "a page per slice");
     }
 }

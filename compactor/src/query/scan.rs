@@ -25,7 +25,7 @@ pub struct ScanStats {
     pub row_groups_pruned_by_bloom: usize,
     /// Row groups skipped by the token index, before their files were opened.
     pub row_groups_pruned_by_index: usize,
-    /// Slices (eighths) of the row groups read that the token index skipped.
+    /// Slices (quarters) of the row groups read that the token index skipped.
     pub slices_pruned_by_index: usize,
     /// Row groups counted from their time rollups instead of read (histograms).
     pub row_groups_rolled_up: usize,
