@@ -224,12 +224,6 @@ impl TokenFilter {
 }
 
 impl RowGroupIndex {
-    /// Whether the row group may hold a row with every one of these tokens: its filter
-    /// may, and one of its slices' may.
-    pub fn may_contain_all(&self, hashes: &[u64]) -> bool {
-        self.filter.may_contain_all(hashes) && self.slices.iter().any(|s| s.filter.may_contain_all(hashes))
-    }
-
     /// Bytes the index takes in memory.
     pub fn size(&self) -> usize {
         self.filter.size()
@@ -853,6 +847,14 @@ mod tests {
 
     fn hashes(words: &[&str]) -> Vec<u64> {
         words.iter().map(|w| token_hash(w.as_bytes())).collect()
+    }
+
+    impl RowGroupIndex {
+        /// Whether the row group may hold a row with every one of these tokens, as a
+        /// search decides it: its filter may, and one of its slices' may.
+        fn may_contain_all(&self, hashes: &[u64]) -> bool {
+            self.filter.may_contain_all(hashes) && self.slices.iter().any(|s| s.filter.may_contain_all(hashes))
+        }
     }
 
     #[test]

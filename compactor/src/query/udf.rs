@@ -79,7 +79,8 @@ fn match_views(values: &StringViewArray, needle: &Needle) -> BooleanArray {
         let mut word = 0u64;
         for (i, &view) in chunk.iter().enumerate() {
             let slot = slot_of(view);
-            let hit = if table.seen[slot] == view { table.hit[slot] } else { table.miss(values, first + i, needle) };
+            let hit =
+                if table.seen[slot] == view { table.hit[slot] } else { table.miss(values, first + i, slot, needle) };
             word |= u64::from(hit) << i;
         }
         words.push(word);
@@ -100,15 +101,14 @@ struct ViewTable {
 }
 
 impl ViewTable {
-    /// Matches a row whose view is not in the table, and remembers it.
+    /// Matches a row whose view is not in its `slot` of the table, and remembers it.
     #[cold]
     #[inline(never)]
-    fn miss(&mut self, values: &StringViewArray, row: usize, needle: &Needle) -> bool {
+    fn miss(&mut self, values: &StringViewArray, row: usize, slot: usize, needle: &Needle) -> bool {
         if values.is_null(row) {
             return false;
         }
         let view = values.views()[row];
-        let slot = slot_of(view);
         let hit = needle.matches(values.value(row).as_bytes());
         (self.seen[slot], self.hit[slot]) = (view, hit);
         hit
