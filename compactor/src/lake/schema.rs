@@ -261,6 +261,16 @@ impl Default for FileSettings {
     }
 }
 
+/// The largest dictionary page a column chunk gets. Reading any row of a chunk decodes
+/// its whole dictionary, so a search that reads one slice of a row group paid for
+/// Parquet's default (1 MB) in every text column whose values are mostly distinct
+/// (messages, trace ids, field values), which only gave the dictionary up once it was
+/// full. Low-cardinality text (levels, loggers, users, hosts) fits easily and stays
+/// dictionary-encoded; the rest falls back to its layout's encoding early. Measured on
+/// the query bench (10M logs): the table 0.8% smaller, a trace id lookup 22 → 19 ms,
+/// a minute's first page 26 → 16 ms.
+pub const DICTIONARY_PAGE_BYTES: usize = 64 * 1024;
+
 /// Parquet writer properties, from the catalogue: ZSTD, page-level statistics (column
 /// and offset indexes), files declared sorted by time, each column's [`Layout`] and bloom
 /// filter; frequent fields and the map's values are varied text, and the frequent fields
@@ -277,6 +287,7 @@ pub fn writer_properties(settings: FileSettings, frequent: &[String], distinct: 
         // Pages end where the token index's slices do (or sooner, at 1 MB): the rows a
         // search keeps of a row group are then whole pages of every column.
         .set_data_page_row_count_limit(super::index::slice_rows(settings.row_group_rows))
+        .set_dictionary_page_size_limit(DICTIONARY_PAGE_BYTES)
         .set_sorting_columns(Some(vec![sorting]));
     let varied = frequent
         .iter()
@@ -344,5 +355,50 @@ mod tests {
         assert!(props.bloom_filter_properties(&ColumnPath::from(TRACE_ID)).is_some());
         assert_eq!(props.sorting_columns().map(|s| s[0].column_idx), Some(0), "time_ns leads the file schema");
         assert_eq!(props.data_page_row_count_limit(), FileSettings::default().row_group_rows / 4, "a page per slice");
+    }
+
+    #[test]
+    fn mostly_distinct_text_gives_its_dictionary_up_early() {
+        use deltalake::arrow::array::{ArrayRef, RecordBatch, StringArray};
+        use deltalake::parquet::arrow::ArrowWriter;
+        use deltalake::parquet::column::page::Page;
+        use deltalake::parquet::file::reader::{FileReader, SerializedFileReader};
+        use std::sync::Arc;
+
+        let rows = 60_000;
+        let messages: Vec<String> = (0..rows).map(|i| format!("request {i:08} answered after a retry")).collect();
+        let levels: Vec<&str> = (0..rows).map(|i| ["info", "warn", "error"][i % 3]).collect();
+        let columns: Vec<(&str, ArrayRef)> =
+            vec![(MESSAGE, Arc::new(StringArray::from(messages))), (LEVEL, Arc::new(StringArray::from(levels)))];
+        let batch = RecordBatch::try_from_iter(columns).unwrap();
+        let file = tempfile::tempfile().unwrap();
+        let props = writer_properties(FileSettings::default(), &[], &[]);
+        let mut writer = ArrowWriter::try_new(file.try_clone().unwrap(), batch.schema(), Some(props)).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+
+        let reader = SerializedFileReader::new(file).unwrap();
+        let group = reader.get_row_group(0).unwrap();
+        let dictionary = |column: usize| match group.get_column_page_reader(column).unwrap().get_next_page().unwrap() {
+            Some(Page::DictionaryPage { buf, num_values, .. }) => (buf.len(), num_values),
+            other => panic!("column {column} starts with {other:?}"),
+        };
+        let encodings = |column: usize| {
+            let pages = group.get_column_page_reader(column).unwrap();
+            pages
+                .map(|p| p.unwrap())
+                .filter(|p| !matches!(p, Page::DictionaryPage { .. }))
+                .map(|p| p.encoding())
+                .collect::<Vec<_>>()
+        };
+        // 2.2 MB of distinct messages: the dictionary stops near its limit (checked per
+        // mini-batch of 1024 values) and the rest is DELTA_LENGTH_BYTE_ARRAY.
+        let (bytes, values) = dictionary(0);
+        assert!(bytes <= DICTIONARY_PAGE_BYTES + 1024 * 40, "{bytes} bytes of dictionary");
+        assert!((values as usize) < rows / 10, "{values} values in the dictionary");
+        assert!(encodings(0).contains(&Encoding::DELTA_LENGTH_BYTE_ARRAY));
+        // Three levels: a dictionary to the end.
+        assert_eq!(dictionary(1).1, 3);
+        assert!(encodings(1).iter().all(|e| *e == Encoding::RLE_DICTIONARY));
     }
 }
