@@ -543,7 +543,7 @@ impl IndexBuilder {
         let filter = TokenFilter::build(&distinct)?;
         self.group_hashes.extend(distinct);
         self.slices.push(Slice { rows: self.rows_in_slice as u32, filter });
-        self.recent.iter_mut().enumerate().for_each(|(slot, hash)| *hash = !(slot as u64));
+        forget_recent(&mut self.recent);
         self.rows_in_slice = 0;
         Ok(())
     }
@@ -612,10 +612,17 @@ impl IndexBuilder {
 /// Slots of [`IndexBuilder::recent`]: 32 KB, within the first-level cache.
 const RECENT: usize = 4096;
 
-/// A `recent` that knows no hash: each slot holds a value whose low bits name another
-/// slot, so that no hash finds itself there.
+/// A `recent` that knows no hash.
 fn empty_recent() -> Box<[u64]> {
-    (0..RECENT as u64).map(|slot| !slot).collect()
+    let mut recent = vec![0; RECENT].into_boxed_slice();
+    forget_recent(&mut recent);
+    recent
+}
+
+/// Makes a `recent` know no hash: each slot holds a value whose low bits name another
+/// slot, so that no hash finds itself there.
+fn forget_recent(recent: &mut [u64]) {
+    recent.iter_mut().zip(0u64..).for_each(|(hash, slot)| *hash = !slot);
 }
 
 /// Counts a row group's rows per second and level as they are added: rows in time order

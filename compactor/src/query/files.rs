@@ -352,6 +352,11 @@ impl TableFiles {
             e_tag: None,
             version: None,
         };
+        let read = self.pruning.as_ref().and_then(|p| p.kept(&file.path));
+        if read.is_some_and(|read| read.iter().all(|r| *r == Read::Nothing)) {
+            return Ok(None);
+        }
+        // Only for files that are read: a search may skip most of the table.
         let read_schema = self.read_schema(&meta.location);
         let mut partitioned = PartitionedFile::from(meta);
         if let Some(schema) = read_schema {
@@ -359,13 +364,7 @@ impl TableFiles {
         }
         partitioned.partition_values =
             vec![ScalarValue::Dictionary(Box::new(DataType::UInt16), Box::new(ScalarValue::from(file.date.as_str())))];
-        let Some(read) = self.pruning.as_ref().and_then(|p| p.kept(&file.path)) else { return Ok(Some(partitioned)) };
-        if read.iter().all(|r| *r == Read::Nothing) {
-            return Ok(None);
-        }
-        if read.iter().all(|r| *r == Read::All) {
-            return Ok(Some(partitioned));
-        }
+        let Some(read) = read.filter(|read| read.iter().any(|r| *r != Read::All)) else { return Ok(Some(partitioned)) };
         let mut plan = ParquetAccessPlan::new_all(read.len());
         for (i, r) in read.iter().enumerate() {
             match r {
