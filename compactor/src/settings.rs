@@ -52,6 +52,8 @@ pub struct ServerSettings {
     /// Request body bytes held at once while bodies arrive; beyond it, requests are
     /// answered with the product's "busy" error.
     pub max_body_buffer_mb: u64,
+    /// How long a log explorer session lasts after signing in.
+    pub session_hours: u64,
 }
 
 impl Default for ServerSettings {
@@ -65,6 +67,7 @@ impl Default for ServerSettings {
             body_timeout_secs: 10,
             min_body_bytes_per_sec: 1024,
             max_body_buffer_mb: 1024,
+            session_hours: 12,
         }
     }
 }

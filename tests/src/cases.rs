@@ -533,7 +533,6 @@ pub fn closed_project_errors(t: &dyn Target) {
 pub fn unrouted_answers(t: &dyn Target, serves_reads: bool) {
     // method, path, status, SLS or LTS error code (or Proliferate detail), text the message holds
     let mut cases: Vec<(&str, &str, u16, &str, &str)> = vec![
-        ("GET", "/", 400, "NotImplemented", "GetProject"),
         ("PUT", "/logstores/app", 400, "NotImplemented", "UpdateLogStore"),
         ("DELETE", "/logstores/app", 400, "NotImplemented", "DeleteLogStore"),
         ("PATCH", "/logstores/app", 405, "InvalidMethod", "PATCH"),
@@ -559,6 +558,9 @@ pub fn unrouted_answers(t: &dyn Target, serves_reads: bool) {
     ];
     if !serves_reads {
         cases.extend([
+            // `sluice serve` answers a browser's `GET /` with the log explorer; an SDK's
+            // GetProject below.
+            ("GET", "/", 400, "NotImplemented", "GetProject"),
             ("GET", "/logstores", 400, "NotImplemented", "ListLogStores"),
             ("GET", "/logstores/app", 400, "NotImplemented", "GetLogStore"),
             ("GET", "/logstores/app?type=log&from=1&to=2", 400, "NotImplemented", "GetLogs"),
@@ -580,9 +582,15 @@ pub fn unrouted_answers(t: &dyn Target, serves_reads: bool) {
     }
     let stored = t.stored();
     let client = http();
-    for (method, path, status, code, text) in cases {
+    let sdk_get_project = ("GET", "/", 400, "NotImplemented", "GetProject");
+    for (method, path, status, code, text) in cases.into_iter().chain(serves_reads.then_some(sdk_get_project)) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
-        let response = client.request(method.clone(), t.url(path)).send().expect("the edge answers");
+        let mut request = client.request(method.clone(), t.url(path));
+        if serves_reads && path == "/" {
+            // GetProject as the SDKs send it (with their API version), not a browser.
+            request = request.header("x-log-apiversion", "0.6.0");
+        }
+        let response = request.send().expect("the edge answers");
         let got = response.status().as_u16();
         let headers = response.headers().clone();
         let raw = response.text().expect("a body");

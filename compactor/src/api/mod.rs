@@ -5,7 +5,9 @@
 //!   core as the edge worker;
 //! - [`sls`]: GetHistograms and GetLogs;
 //! - [`proliferate`]: log search and trace correlation;
-//! - [`jobs`]: queries that outlive a request, within bounds.
+//! - [`jobs`]: queries that outlive a request, within bounds;
+//! - [`explorer`]: the log explorer page at `/`, its sessions ([`session`]) and the
+//!   calls it makes.
 //!
 //! [`router`] routes them; a path no API knows gets the product's own error. This is the
 //! only place that renders product JSON from query answers.
@@ -16,9 +18,11 @@
 //! read share a byte budget. A request takes one of `max_concurrent_requests` slots only
 //! once its body has arrived, so slow clients never starve the others.
 
+mod explorer;
 mod ingest;
 mod jobs;
 mod proliferate;
+mod session;
 mod sls;
 
 use axum::Router;
@@ -46,6 +50,9 @@ use crate::settings::Settings;
 use axum::http::{HeaderMap, Method, Uri};
 use datafusion::arrow::array::RecordBatch;
 use sluice_ingest::{Headers, Target};
+
+/// Log explorer sessions held at once; more push out the oldest.
+const MAX_SESSIONS: usize = 10_000;
 
 /// What a query read (files, row groups, bytes, rows), on every query answer.
 pub const SCANNED_HEADER: &str = "x-sluice-scanned";
@@ -86,6 +93,8 @@ pub struct AppState {
     query_deadline: Duration,
     /// How long a query may run before it is cancelled.
     query_budget: Duration,
+    /// Who is signed in to the log explorer.
+    sessions: session::Sessions,
 }
 
 impl AppState {
@@ -125,6 +134,7 @@ impl AppState {
             contexts: jobs::Jobs::new(keep, limiter, queries.clone(), budget),
             query_deadline: Duration::from_secs(server.query_deadline_secs),
             query_budget: budget,
+            sessions: session::Sessions::new(Duration::from_secs(server.session_hours.max(1) * 3600), MAX_SESSIONS),
         }
     }
 }
@@ -152,6 +162,11 @@ pub fn query_runtime() -> std::io::Result<tokio::runtime::Runtime> {
 /// included.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
+        .route("/", get(explorer::page))
+        .route("/ui/{asset}", get(explorer::asset))
+        .route("/ui/session", get(explorer::current).post(explorer::sign_in).delete(explorer::sign_out))
+        .route("/ui/api/{project}/{logstore}", get(explorer::read))
+        .route("/ui/api/{project}/{logstore}/facets", get(explorer::facets))
         .route("/health", get(health))
         .route("/logstores", get(sls::list_logstores))
         .route("/logstores/{logstore}", get(sls::get).post(ingest::ingest))

@@ -57,18 +57,18 @@ fn authorize(
 
 /// The parameters SLS GetHistograms and GetLogs share.
 #[derive(Clone, Debug)]
-struct SlsParams {
-    from: i64,
-    to: i64,
-    range: Range,
-    topic: String,
-    query_text: String,
-    query: Query,
-    page: Page,
+pub(super) struct SlsParams {
+    pub(super) from: i64,
+    pub(super) to: i64,
+    pub(super) range: Range,
+    pub(super) topic: String,
+    pub(super) query_text: String,
+    pub(super) query: Query,
+    pub(super) page: Page,
 }
 
 impl SlsParams {
-    fn key(&self, kind: &str, target: &Target) -> String {
+    pub(super) fn key(&self, kind: &str, target: &Target) -> String {
         format!(
             "{kind}\u{0}{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}",
             target.project,
@@ -83,7 +83,7 @@ impl SlsParams {
         )
     }
 
-    fn reading<'a>(&self, target: &'a Target, now_ns: i64) -> Reading<'a> {
+    pub(super) fn reading<'a>(&self, target: &'a Target, now_ns: i64) -> Reading<'a> {
         Reading::of(target, self.range.from_ns, self.range.to_ns, now_ns)
     }
 }
@@ -106,7 +106,7 @@ fn boolean(value: Option<&Value>) -> bool {
 }
 
 /// Reads SLS query parameters from a V1 query string or a V2 body (both as JSON values).
-fn sls_params(
+pub(super) fn sls_params(
     values: &serde_json::Map<String, Value>,
     for_logs: bool,
     max_query_bytes: usize,
@@ -218,7 +218,7 @@ enum ReadApi {
 }
 
 /// Query parameters as JSON values (what V2 bodies hold).
-fn query_values(query: &str) -> serde_json::Map<String, Value> {
+pub(super) fn query_values(query: &str) -> serde_json::Map<String, Value> {
     form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (k.into_owned(), Value::String(v.into_owned()))).collect()
 }
 
@@ -300,7 +300,7 @@ pub async fn list_logstores(
 }
 
 /// Every logstore with raw batches or a table, as (project, logstore).
-async fn with_data(storage: &crate::lake::Storage) -> Result<Vec<(String, String)>, String> {
+pub(super) async fn with_data(storage: &crate::lake::Storage) -> Result<Vec<(String, String)>, String> {
     let mut found = crate::lake::raw::logstores(storage.store.as_ref()).await.map_err(|e| e.to_string())?;
     found.extend(crate::lake::table::logstores_with_tables(storage).await.map_err(|e| e.to_string())?);
     Ok(found)
@@ -313,7 +313,11 @@ const MAX_CONTEXT_LINES: i64 = 100;
 
 /// GetContextLogs: the logs received before and after one that GetLogs returned, named
 /// by the `__tag__:__pack_id__` and `__pack_meta__` it returned with it.
-async fn context_logs(state: &Arc<AppState>, asked: Asked<'_>, values: &serde_json::Map<String, Value>) -> Response {
+pub(super) async fn context_logs(
+    state: &Arc<AppState>,
+    asked: Asked<'_>,
+    values: &serde_json::Map<String, Value>,
+) -> Response {
     let Asked { target, credential, request_id, now_ns } = asked;
     let lines = |name: &'static str| match int(values.get(name), name, None) {
         Ok(n) if (0..=MAX_CONTEXT_LINES).contains(&n) => Ok(n as usize),
@@ -456,14 +460,18 @@ pub async fn logs_v2(
 
 /// Who asked what, for one query request.
 #[derive(Clone, Copy)]
-struct Asked<'a> {
-    target: &'a Target,
-    credential: &'a str,
-    request_id: &'a str,
-    now_ns: i64,
+pub(super) struct Asked<'a> {
+    pub(super) target: &'a Target,
+    pub(super) credential: &'a str,
+    pub(super) request_id: &'a str,
+    pub(super) now_ns: i64,
 }
 
-async fn histogram(state: &Arc<AppState>, asked: Asked<'_>, values: &serde_json::Map<String, Value>) -> Response {
+pub(super) async fn histogram(
+    state: &Arc<AppState>,
+    asked: Asked<'_>,
+    values: &serde_json::Map<String, Value>,
+) -> Response {
     let Asked { target, credential, request_id, now_ns } = asked;
     let params = match sls_params(values, false, state.queries.limits.max_query_bytes) {
         Ok(p) => p,
@@ -514,7 +522,12 @@ async fn histogram(state: &Arc<AppState>, asked: Asked<'_>, values: &serde_json:
     )
 }
 
-async fn logs(state: &Arc<AppState>, asked: Asked<'_>, values: &serde_json::Map<String, Value>, v2: bool) -> Response {
+pub(super) async fn logs(
+    state: &Arc<AppState>,
+    asked: Asked<'_>,
+    values: &serde_json::Map<String, Value>,
+    v2: bool,
+) -> Response {
     let Asked { target, credential, request_id, now_ns } = asked;
     let params = match sls_params(values, true, state.queries.limits.max_query_bytes) {
         Ok(p) => p,

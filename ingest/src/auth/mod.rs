@@ -4,8 +4,11 @@
 //!
 //! - [`sls`]: request signatures (V1 and V4) and the project from `Host`;
 //! - [`lts`]: `X-Auth-Token` and the log stream's logstore;
-//! - [`proliferate`]: API keys, each mapped to its project.
+//! - [`proliferate`]: API keys, each mapped to its project;
+//! - [`grant`]: signing in with any of those credentials (the log explorer), and what
+//!   it may then read.
 
+pub mod grant;
 pub mod lts;
 pub mod proliferate;
 pub mod sls;
