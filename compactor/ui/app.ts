@@ -363,8 +363,8 @@ function search(push: boolean) {
   $("sql").hidden = !sql;
   $("logs").hidden = sql;
   const g = generation;
-  histogram(g);
-  facets(g);
+  const fields = facets(g);
+  histogram(g, fields);
   if (sql) runSql(g);
   else more(g);
   if (state.view === "trace") showTrace(state.trace, state.at);
@@ -375,7 +375,7 @@ function params(extra: Record<string, string | number | boolean> = {}) {
   return { from: window_.from, to: window_.to, query: effectiveQuery(), ...extra };
 }
 
-async function histogram(g: number) {
+async function histogram(g: number, fields: Promise<Facet[] | null>) {
   $("progress").textContent = "…";
   $("progress").dataset.progress = "Running";
   delete $("total").dataset.total;
@@ -392,51 +392,75 @@ async function histogram(g: number) {
       $("progress").textContent = progress === "Complete" ? "" : "still counting…";
       $("progress").dataset.progress = progress;
       $("timing").textContent = `${Math.round(performance.now() - started)} ms`;
-      if (progress === "Complete" || attempt > 30) return;
+      if (progress === "Complete") return levelStacks(g, body, fields);
+      if (attempt > 30) return;
     }
   } catch (e) {
     if (g === generation) showError(e as ApiError);
   }
 }
 
-function drawHistogram(buckets: Bucket[]) {
+/// One colored part of the histogram's bars: the logs of one level.
+type Stack = { label: string; color: string; counts: number[] };
+
+const LEVEL_COLORS: Record<string, string> = {
+  fatal: "#7f0000",
+  critical: "#7f0000",
+  error: "#c62828",
+  warn: "#e39a1b",
+  warning: "#e39a1b",
+  info: "#43a047",
+  debug: "#90a4ae",
+  trace: "#b0bec5",
+};
+
+/// Draws the bars: all logs, or stacked by level (each level's bar on top of the levels
+/// after it; what no level counted stays in the base color).
+function drawHistogram(buckets: Bucket[], stacks: Stack[] = []) {
   const el = $("histogram");
   const xs = buckets.map((b) => b.from);
-  const ys = buckets.map((b) => b.count);
   const width = Math.max(el.clientWidth, 300);
   const step = buckets.length > 1 ? buckets[1].from - buckets[0].from : 60;
-  const data: uPlot.AlignedData = [xs, ys];
-  if (chart) {
+  // Cumulative from the last stack up: series i covers stacks i.., drawn in order so
+  // that each shorter bar paints over the taller one before it.
+  const tops = stacks.map((_, i) => xs.map((_, j) => stacks.slice(i).reduce((sum, st) => sum + (st.counts[j] ?? 0), 0)));
+  const data: uPlot.AlignedData = [xs, buckets.map((b) => b.count), ...tops];
+  el.dataset.stacks = stacks.map((st) => st.label).join(",");
+  if (chart && chart.series.length === data.length) {
     chart.setData(data);
     chart.setSize({ width, height: 160 });
     return;
   }
+  chart?.destroy();
+  const bars = uPlot.paths.bars!({ size: [0.9, 100], align: 1 });
+  const series: uPlot.Series[] = [
+    {},
+    { label: "logs", fill: "rgba(53, 89, 224, 0.35)", stroke: "#3559e0", paths: bars, points: { show: false } },
+    ...stacks.map((st) => ({
+      label: st.label,
+      fill: st.color,
+      stroke: st.color,
+      paths: bars,
+      points: { show: false },
+    })),
+  ];
   chart = new uPlot(
     {
       width,
       height: 160,
-      legend: { show: false },
+      legend: { show: stacks.length > 0, live: false },
       cursor: { drag: { x: true, y: false, setScale: false } },
       scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(1, max)] } },
       axes: [{}, { size: 50 }],
-      series: [
-        {},
-        {
-          label: "logs",
-          fill: "rgba(53, 89, 224, 0.35)",
-          stroke: "#3559e0",
-          paths: uPlot.paths.bars!({ size: [0.9, 100], align: 1 }),
-          points: { show: false },
-        },
-      ],
+      series,
       hooks: {
         setSelect: [
           (u) => {
             if (u.select.width < 3) return;
             const from = Math.floor(u.posToVal(u.select.left, "x"));
-            const to = Math.ceil(u.posToVal(u.select.left + u.select.width, "x") + step * 0);
+            const to = Math.ceil(u.posToVal(u.select.left + u.select.width, "x"));
             u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
-            zoom(from, to);
+            if (to - from >= 1 && to - from >= step / 60) zoom(from, to);
           },
         ],
       },
@@ -444,6 +468,30 @@ function drawHistogram(buckets: Bucket[]) {
     data,
     el,
   );
+}
+
+/// The histogram again, one series per level the fields show (at most 8): each a
+/// GetHistograms of the search `and level: X`, which time rollups answer.
+async function levelStacks(g: number, buckets: Bucket[], fields: Promise<Facet[] | null>) {
+  const level = (await fields)?.find((f) => f.name === "level");
+  if (!level || level.distinct === 0 || level.distinct > 8 || g !== generation) return;
+  const search = splitSql(effectiveQuery())[0].trim();
+  const stacks: Stack[] = [];
+  for (const { value } of level.top) {
+    const query = `${search && search !== "*" ? `(${search}) and ` : ""}level: ${quote(value)}`;
+    let body: Bucket[] = [];
+    for (let attempt = 0; attempt < 30; attempt++) {
+      const answer = await call<Bucket[]>(logstorePath(), params({ type: "histogram", query }));
+      if (g !== generation) return;
+      body = answer.body;
+      if ((answer.headers.get("x-log-progress") ?? "Complete") === "Complete") break;
+    }
+    stacks.push({ label: value, color: LEVEL_COLORS[value.toLowerCase()] ?? "#3559e0", counts: body.map((b) => b.count) });
+  }
+  // Most severe on top.
+  const rank = (l: string) => ["fatal", "critical", "error", "warn", "warning", "info", "debug", "trace"].indexOf(l.toLowerCase());
+  stacks.sort((a, b) => rank(b.label) - rank(a.label));
+  drawHistogram(buckets, stacks);
 }
 
 function zoom(from: number, to: number) {
@@ -503,7 +551,9 @@ function timeOf(log: Log) {
   const seconds = Number(log.__time__ ?? 0);
   const nanos = Number(log.__time_ns_part__ ?? 0);
   const d = new Date(seconds * 1000 + Math.floor(nanos / 1e6));
-  return d.toISOString().replace("T", " ").replace("Z", "");
+  const pad = (n: number, w = 2) => String(n).padStart(w, "0");
+  const date = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+  return `${date} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
 }
 
 /// Text with the search's terms marked (case-insensitively), as DOM nodes.
@@ -646,9 +696,19 @@ function drawSql(rows: Log[], columns: string[]) {
     {
       width: Math.max(chartEl.clientWidth, 300),
       height: 220,
-      scales: { x: { time: isTime }, y: { range: (_u, min, max) => [Math.min(0, min), Math.max(1, max)] } },
+      scales: {
+        // Categories sit at 0..n-1, each in the middle of its slot.
+        x: isTime ? { time: true } : { time: false, range: () => [-0.5, rows.length - 0.5] },
+        y: { range: (_u, min, max) => [Math.min(0, min), Math.max(1, max)] },
+      },
       axes: [
-        isTime ? {} : { values: (_u, ticks) => ticks.map((t) => rows[order[t]]?.[dimension] ?? "") , space: 30 },
+        isTime
+          ? {}
+          : {
+              splits: () => rows.map((_, i) => i),
+              values: (_u, ticks) => ticks.map((t) => rows[order[t]]?.[dimension] ?? ""),
+              grid: { show: false },
+            },
         { size: 60 },
       ],
       series: [
@@ -657,7 +717,7 @@ function drawSql(rows: Log[], columns: string[]) {
           label: m,
           stroke: colors[i % colors.length],
           fill: isTime ? undefined : colors[i % colors.length] + "88",
-          paths: isTime ? undefined : uPlot.paths.bars!({ size: [0.6, 80] }),
+          paths: isTime ? undefined : uPlot.paths.bars!({ size: [0.6, 120], align: 0 }),
           points: { show: isTime },
         })),
       ],
@@ -670,18 +730,20 @@ function drawSql(rows: Log[], columns: string[]) {
 
 // ---- fields ----
 
-async function facets(g: number) {
+async function facets(g: number): Promise<Facet[] | null> {
   const aside = $("fields");
+  delete aside.dataset.ready;
   aside.replaceChildren(el("p", "note", "counting fields…"));
   try {
     let answer;
     for (let attempt = 0; ; attempt++) {
       answer = await call<{ sampled: number; fields: Facet[] }>(
         `${logstorePath()}/facets`,
-        params({ query: effectiveQuery().split("|")[0] }),
+        params({ query: splitSql(effectiveQuery())[0] }),
       );
-      if (g !== generation) return;
+      if (g !== generation) return null;
       if ((answer.headers.get("x-log-progress") ?? "Complete") === "Complete" || attempt > 30) break;
+      await new Promise((r) => setTimeout(r, 300));
     }
     const { sampled, fields } = answer.body;
     aside.replaceChildren(el("p", "note", sampled ? `Top values in the newest ${sampled.toLocaleString("en-US")} matches` : "No fields"));
@@ -708,8 +770,11 @@ async function facets(g: number) {
       details.append(ul);
       aside.append(details);
     }
-  } catch (e) {
+    aside.dataset.ready = String(g);
+    return fields;
+  } catch {
     if (g === generation) aside.replaceChildren(el("p", "note", "fields unavailable"));
+    return null;
   }
 }
 

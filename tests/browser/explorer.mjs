@@ -174,6 +174,11 @@ async function main() {
     const first = await listed(page);
     assert.equal(first.length, 100, "the first page holds 100 logs");
     for (let i = 1; i < first.length; i++) assert.ok(first[i - 1].time >= first[i].time, "newest first");
+    // The bars are colored by level: one series per level in the fields.
+    await page.waitForFunction(() => document.getElementById("histogram")?.dataset.stacks);
+    const stacks = (await page.getAttribute("#histogram", "data-stacks")).split(",").sort();
+    assert.deepEqual(stacks, ["debug", "error", "info", "warn"]);
+    await page.waitForSelector("#fields[data-ready]");
     await shot(page, "search");
     await page.fill("#query", "checkout");
     await page.press("#query", "Enter");
@@ -296,6 +301,7 @@ async function main() {
     const counts = Object.fromEntries(rows.map((r) => [r[0], Number(r[1])]));
     for (const level of new Set(LEVELS)) assert.equal(counts[level], seeded.filter((l) => l.level === level).length);
     assert.equal(await page.getAttribute("#sql-chart", "data-kind"), "bar");
+    await page.waitForFunction(() => document.getElementById("histogram")?.dataset.stacks);
     await shot(page, "sql");
     check("SQL chart", JSON.stringify(counts));
 

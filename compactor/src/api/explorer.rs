@@ -397,8 +397,9 @@ fn is_facet(key: &str) -> bool {
 
 /// Counts each field's values over some logs: fields by how many logs have them, then
 /// name; each with its [`FACET_VALUES`] most frequent values (ties by value), and how
-/// many distinct values it has. Values longer than [`FACET_VALUE_CHARS`] are counted as
-/// present but not as values.
+/// many distinct values it has. Empty values are not counted at all (an SLS log's
+/// `__topic__` is "" when it has none); values longer than [`FACET_VALUE_CHARS`] are
+/// counted as present but not as values.
 pub fn count_facets<'a, L, F>(logs: L) -> Vec<Value>
 where
     L: IntoIterator<Item = F>,
@@ -407,7 +408,7 @@ where
     let mut fields: HashMap<&str, (usize, HashMap<&str, usize>)> = HashMap::new();
     for log in logs {
         for (key, value) in log {
-            if !is_facet(key) {
+            if value.is_empty() || !is_facet(key) {
                 continue;
             }
             let (present, values) = fields.entry(key).or_default();
@@ -443,7 +444,7 @@ mod tests {
         let long = "x".repeat(FACET_VALUE_CHARS + 1);
         let logs: Vec<Vec<(&str, &str)>> = vec![
             vec![("level", "error"), ("user", "b"), ("__time__", "1"), ("message", &long)],
-            vec![("level", "info"), ("user", "a")],
+            vec![("level", "info"), ("user", "a"), ("__topic__", "")],
             vec![("level", "error")],
         ];
         let fields = count_facets(logs.iter().map(|l| l.iter().copied()));
