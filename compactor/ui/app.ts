@@ -990,7 +990,11 @@ function wire() {
       search(false);
     }
   });
-  window.addEventListener("resize", () => chart?.setSize({ width: Math.max($("histogram").clientWidth, 300), height: 160 }));
+  // The chart follows its box: the window, and the trace or context panel opening.
+  new ResizeObserver(() => {
+    const width = Math.max($("histogram").clientWidth, 300);
+    if (chart && Math.abs(chart.width - width) > 1) chart.setSize({ width, height: 160 });
+  }).observe($("histogram"));
 }
 
 async function main() {
