@@ -358,6 +358,7 @@ function search(push: boolean) {
   exhausted = false;
   seen = new Set();
   $("logs").replaceChildren();
+  delete $("histogram").dataset.stacks;
   if (state.view === "logs") $("panel").hidden = true;
   const sql = splitSql(state.query).length > 1;
   $("sql").hidden = !sql;
@@ -425,13 +426,6 @@ function drawHistogram(buckets: Bucket[], stacks: Stack[] = []) {
   // that each shorter bar paints over the taller one before it.
   const tops = stacks.map((_, i) => xs.map((_, j) => stacks.slice(i).reduce((sum, st) => sum + (st.counts[j] ?? 0), 0)));
   const data: uPlot.AlignedData = [xs, buckets.map((b) => b.count), ...tops];
-  el.dataset.stacks = stacks.map((st) => st.label).join(",");
-  if (chart && chart.series.length === data.length) {
-    chart.setData(data);
-    chart.setSize({ width, height: 160 });
-    return;
-  }
-  chart?.destroy();
   const bars = uPlot.paths.bars!({ size: [0.9, 100], align: 1 });
   const series: uPlot.Series[] = [
     {},
@@ -444,11 +438,21 @@ function drawHistogram(buckets: Bucket[], stacks: Stack[] = []) {
       points: { show: false },
     })),
   ];
+  if (chart) {
+    // The same chart, its series changed in place: a drag in progress goes on.
+    while (chart.series.length > 2) chart.delSeries(chart.series.length - 1);
+    for (const extra of series.slice(2)) chart.addSeries(extra);
+    chart.setData(data);
+    if (Math.abs(chart.width - width) > 1) chart.setSize({ width, height: 160 });
+    el.dataset.stacks = stacks.map((st) => st.label).join(",");
+    return;
+  }
+  el.dataset.stacks = "";
   chart = new uPlot(
     {
       width,
       height: 160,
-      legend: { show: stacks.length > 0, live: false },
+      legend: { show: true, live: false },
       cursor: { drag: { x: true, y: false, setScale: false } },
       scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(1, max)] } },
       axes: [{}, { size: 50 }],

@@ -203,6 +203,7 @@ async function main() {
 
     // Drag to zoom: the middle half of the histogram becomes the range.
     await page.evaluate(() => window.scrollTo(0, 0));
+    await page.waitForFunction(() => document.getElementById("histogram")?.dataset.stacks);
     const box = await page.locator("#histogram .u-over").boundingBox();
     await page.mouse.move(box.x + box.width * 0.25, box.y + box.height / 2);
     await page.mouse.down();
