@@ -303,6 +303,7 @@ async fn serve(args: ServeArgs, queries: tokio::runtime::Handle) -> anyhow::Resu
     }
     println!("sluice: storing raw batches in {}", storage.description);
     println!("sluice: listening on http://{local}");
+    println!("sluice: the log explorer is at http://{local}/");
     tracing::info!(%local, storage = storage.description, "serving");
     api::serve(listener, api::router(state), &settings.server, shutdown()).await;
     Ok(())

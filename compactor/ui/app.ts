@@ -237,28 +237,37 @@ function started(info: SessionInfo) {
   $("signin").hidden = true;
   $("explorer").hidden = false;
   $("who").textContent = info.signedInAs;
-  const select = $<HTMLSelectElement>("logstore");
-  select.replaceChildren(
-    ...info.logstores.map((l) => {
-      const option = document.createElement("option");
-      option.value = `${l.project}/${l.logstore}`;
-      option.textContent = `${l.project} / ${l.logstore}`;
-      return option;
-    }),
-  );
-  const visible = (p: string, l: string) => info.logstores.some((x) => x.project === p && x.logstore === l);
-  if (!visible(state.project, state.logstore) && info.logstores.length) {
-    state.project = info.logstores[0].project;
-    state.logstore = info.logstores[0].logstore;
-  }
+  const projects = [...new Set(info.logstores.map((l) => l.project))];
+  $<HTMLSelectElement>("project").replaceChildren(...projects.map((p) => option(p, p)));
+  settle();
   showState();
   search(false);
 }
 
 // ---- the controls ----
 
+function option(value: string, text: string) {
+  const o = document.createElement("option");
+  o.value = value;
+  o.textContent = text;
+  return o;
+}
+
+/// Keeps the screen on a logstore the session may read: the URL's, else the project's
+/// first, else the first of all.
+function settle() {
+  const stores = session?.logstores ?? [];
+  if (stores.some((l) => l.project === state.project && l.logstore === state.logstore)) return;
+  const fallback = stores.find((l) => l.project === state.project) ?? stores[0];
+  state.project = fallback?.project ?? "";
+  state.logstore = fallback?.logstore ?? "";
+}
+
 function showState() {
-  $<HTMLSelectElement>("logstore").value = `${state.project}/${state.logstore}`;
+  $<HTMLSelectElement>("project").value = state.project;
+  const stores = (session?.logstores ?? []).filter((l) => l.project === state.project);
+  $<HTMLSelectElement>("logstore").replaceChildren(...stores.map((l) => option(l.logstore, l.logstore)));
+  $<HTMLSelectElement>("logstore").value = state.logstore;
   $<HTMLSelectElement>("range").value = state.range;
   $("absolute").hidden = state.range !== "abs";
   if (state.range === "abs") {
@@ -274,9 +283,11 @@ function showState() {
 }
 
 function readControls() {
-  const [project, ...rest] = $<HTMLSelectElement>("logstore").value.split("/");
-  state.project = project ?? "";
-  state.logstore = rest.join("/");
+  const project = $<HTMLSelectElement>("project").value;
+  // Another project: its first logstore.
+  state.logstore = project === state.project ? $<HTMLSelectElement>("logstore").value : "";
+  state.project = project;
+  settle();
   state.range = $<HTMLSelectElement>("range").value;
   if (state.range === "abs") {
     state.from = fromLocalInput($<HTMLInputElement>("from").value) ?? state.from;
@@ -496,6 +507,22 @@ async function levelStacks(g: number, buckets: Bucket[], fields: Promise<Facet[]
   const rank = (l: string) => ["fatal", "critical", "error", "warn", "warning", "info", "debug", "trace"].indexOf(l.toLowerCase());
   stacks.sort((a, b) => rank(b.label) - rank(a.label));
   drawHistogram(buckets, stacks);
+  exactLevels(stacks);
+}
+
+/// The level field's counts over the whole range, from the level histograms (the rest of
+/// the fields count the newest matches).
+function exactLevels(stacks: Stack[]) {
+  const details = document.querySelector<HTMLElement>('#fields details[data-field="level"]');
+  if (!details) return;
+  for (const li of details.querySelectorAll<HTMLElement>("li")) {
+    const value = li.querySelector(".value")?.textContent;
+    const stack = stacks.find((st) => st.label === value);
+    const count = li.querySelector(".count");
+    if (stack && count) count.textContent = stack.counts.reduce((a, b) => a + b, 0).toLocaleString("en-US");
+  }
+  details.querySelector("summary span")!.textContent = "whole range";
+  details.dataset.exact = "1";
 }
 
 function zoom(from: number, to: number) {
@@ -943,7 +970,7 @@ function wire() {
     state.view = "logs";
     search(true);
   });
-  for (const id of ["logstore", "range", "from", "to"]) {
+  for (const id of ["project", "logstore", "range", "from", "to"]) {
     $(id).addEventListener("change", () => {
       readControls();
       if (state.range === "abs" && !(state.to > state.from)) {
@@ -990,6 +1017,7 @@ function wire() {
   window.addEventListener("popstate", () => {
     state = readUrl();
     if (session) {
+      settle();
       showState();
       search(false);
     }

@@ -149,8 +149,12 @@ async function main() {
     const stored = await page.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }));
     assert.ok(!stored.includes(slsSecret), "no secret is kept in the browser");
     assert.ok(!(await page.content()).includes(slsSecret), "the secret is not left in the page");
-    const stores = await page.$$eval("#logstore option", (os) => os.map((o) => o.value));
-    assert.deepEqual(stores, ["shop/logs"]);
+    const pickers = async (p) => [
+      ...(await p.$$eval("#project option", (os) => os.map((o) => o.value))),
+      ...(await p.$$eval("#logstore option", (os) => os.map((o) => o.value))),
+    ];
+    const stores = await pickers(page);
+    assert.deepEqual(stores, ["shop", "logs"]);
     check("sign-in", `${await page.textContent("#who")}, HttpOnly SameSite=Strict cookie, logstores ${stores}`);
 
     // The histogram's total over a fixed range and query: compared with GetHistograms.
@@ -231,6 +235,13 @@ async function main() {
     assert.equal(warnTotal, seeded.filter((l) => l.level === "warn").length);
     const warnList = await listed(page);
     assert.ok(warnList.every((l) => l.level === "warn"), "only warn logs are listed");
+    // The level field counts the whole range (from the level histograms).
+    await page.goto(screen(""));
+    await page.waitForSelector('#fields details[data-field="level"][data-exact]');
+    const levelCounts = await page.$$eval('#fields details[data-field="level"] li', (lis) =>
+      Object.fromEntries(lis.map((li) => [li.querySelector(".value").textContent, li.querySelector(".count").textContent])),
+    );
+    assert.deepEqual(levelCounts, { info: "1,500", error: "500", warn: "500", debug: "500" });
     const users = await page.$$eval('#fields details[data-field="user_id"] li', (li) => li.length);
     assert.ok(users > 0, "the user field has values");
     check("facet click", `level: "warn" -> ${warnTotal} logs`);
@@ -336,8 +347,8 @@ async function main() {
       await p.selectOption("#signin-kind", "proliferate");
       await p.fill("#signin-key", bankKey);
     });
-    const bankStores = await bankPage.$$eval("#logstore option", (os) => os.map((o) => o.value));
-    assert.deepEqual(bankStores, ["bank/logs"]);
+    const bankStores = await pickers(bankPage);
+    assert.deepEqual(bankStores, ["bank", "logs"]);
     await bankPage.goto(`${url}/?project=bank&logstore=logs&range=1h`);
     const bankTotal = await total(bankPage);
     assert.equal(bankTotal, 200);
@@ -356,9 +367,22 @@ async function main() {
     assert.equal(denied.noCsrf.status, 403, JSON.stringify(denied.noCsrf));
     await bankPage.goto(`${url}/?project=shop&logstore=logs`);
     await bankPage.waitForSelector("#explorer:not([hidden])");
-    assert.equal(await bankPage.inputValue("#logstore"), "bank/logs", "a link to another project falls back");
+    assert.equal(await bankPage.inputValue("#project"), "bank", "a link to another project falls back");
     check("isolation", `bank key sees ${bankStores}; shop/logs answers ${denied.other.status} ${JSON.stringify(denied.other.body)}`);
     await bank.close();
+
+    // A key for every project picks between them: the project picker switches logstores.
+    const admin = await browser.newContext();
+    const adminPage = await admin.newPage();
+    await signIn(adminPage, async () => {}); // the pre-filled demo key
+    assert.deepEqual(await adminPage.$$eval("#project option", (os) => os.map((o) => o.value)), ["bank", "shop"]);
+    await adminPage.goto(`${url}/?project=shop&logstore=logs&range=1h`);
+    await total(adminPage);
+    await adminPage.selectOption("#project", "bank");
+    await adminPage.waitForFunction(() => new URL(location.href).searchParams.get("project") === "bank");
+    assert.equal(await total(adminPage), 200);
+    check("project picker", "the demo key sees bank and shop; picking bank shows its 200 logs");
+    await admin.close();
 
     // A sign-in from another site is refused.
     const forged = await fetch(`${url}/ui/session`, {
