@@ -198,11 +198,15 @@ pub async fn sign_in(State(state): State<Arc<AppState>>, headers: HeaderMap, bod
     }
 }
 
-/// Whether a request's `Origin` (when a browser sends one) is the host it was sent to.
+/// Whether a request's `Origin` (when a browser sends one) is the host it was sent to:
+/// `Host`, or behind a proxy that rewrites it, `X-Forwarded-Host`.
 fn same_origin(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get("origin").and_then(|v| v.to_str().ok()) else { return true };
-    let host = headers.get("host").and_then(|v| v.to_str().ok()).unwrap_or("");
-    origin.split_once("://").is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host))
+    let Some((_, authority)) = origin.split_once("://") else { return false };
+    ["host", "x-forwarded-host"]
+        .iter()
+        .filter_map(|name| headers.get(*name).and_then(|v| v.to_str().ok()))
+        .any(|host| authority.eq_ignore_ascii_case(host.trim()))
 }
 
 /// `GET /ui/session`: the session, its CSRF token included (only the page itself can
@@ -471,5 +475,9 @@ mod tests {
         assert!(!same_origin(&headers));
         headers.insert("origin", "null".parse().unwrap());
         assert!(!same_origin(&headers));
+        headers.insert("origin", "https://logs.example.com".parse().unwrap());
+        assert!(!same_origin(&headers));
+        headers.insert("x-forwarded-host", "logs.example.com".parse().unwrap());
+        assert!(same_origin(&headers), "behind a proxy");
     }
 }
