@@ -14,9 +14,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// The repository root.
+/// The repository root: of the checkout `cargo test` runs in (it sets `CARGO_MANIFEST_DIR`
+/// for the test process), else of the one this was compiled in. Two checkouts sharing a
+/// target directory can share a test binary, whose compile-time path is the other's.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ sits in the repository").to_owned()
+    let manifest =
+        std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), PathBuf::from);
+    manifest.parent().expect("tests/ sits in the repository").to_owned()
 }
 
 /// The `sluice` binary built next to this test binary (`cargo build -p sluice-compactor`).
