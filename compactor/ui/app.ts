@@ -164,7 +164,7 @@ async function call<T>(path: string, params: Record<string, string | number | bo
     }
     const busy = BUSY.includes(body?.errorCode) && (response.status === 403 || response.status >= 500);
     if (!busy || attempt >= 8) break;
-    await new Promise((r) => setTimeout(r, 200 * 1.5 ** attempt));
+    await pause(200 * 1.5 ** attempt);
   }
   if (!response.ok) {
     if (response.status === 401 && path !== "/ui/session") showSignIn();
@@ -176,6 +176,12 @@ async function call<T>(path: string, params: Record<string, string | number | bo
 function logstorePath() {
   return `/ui/api/${encodeURIComponent(state.project)}/${encodeURIComponent(state.logstore)}`;
 }
+
+/// How long to wait before asking again for an answer that is still `Incomplete` (the
+/// server answers so after `query_deadline_secs` and goes on with the query; asking
+/// again joins it).
+const POLL_MS = 300;
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // ---- sign-in ----
 
@@ -393,7 +399,7 @@ async function histogram(g: number, fields: Promise<Facet[] | null>) {
   delete $("total").dataset.total;
   const started = performance.now();
   try {
-    for (let attempt = 0; ; attempt++) {
+    for (;;) {
       const { body, headers } = await call<Bucket[]>(logstorePath(), params({ type: "histogram" }));
       if (g !== generation) return;
       const progress = headers.get("x-log-progress") ?? "Complete";
@@ -405,7 +411,7 @@ async function histogram(g: number, fields: Promise<Facet[] | null>) {
       $("progress").dataset.progress = progress;
       $("timing").textContent = `${Math.round(performance.now() - started)} ms`;
       if (progress === "Complete") return levelStacks(g, body, fields);
-      if (attempt > 30) return;
+      await pause(POLL_MS);
     }
   } catch (e) {
     if (g === generation) showError(e as ApiError);
@@ -495,11 +501,12 @@ async function levelStacks(g: number, buckets: Bucket[], fields: Promise<Facet[]
   for (const { value } of level.top) {
     const query = `${search && search !== "*" ? `(${search}) and ` : ""}level: ${quote(value)}`;
     let body: Bucket[] = [];
-    for (let attempt = 0; attempt < 30; attempt++) {
+    for (;;) {
       const answer = await call<Bucket[]>(logstorePath(), params({ type: "histogram", query }));
       if (g !== generation) return;
       body = answer.body;
       if ((answer.headers.get("x-log-progress") ?? "Complete") === "Complete") break;
+      await pause(POLL_MS);
     }
     stacks.push({ label: value, color: LEVEL_COLORS[value.toLowerCase()] ?? "#3559e0", counts: body.map((b) => b.count) });
   }
@@ -544,7 +551,7 @@ async function more(g: number) {
     if (g !== generation) return;
     if (answer.meta.progress !== "Complete") {
       loading = false;
-      setTimeout(() => more(g), 300);
+      setTimeout(() => more(g), POLL_MS);
       return;
     }
     const body = answer.data;
@@ -684,11 +691,11 @@ function toggleDetail(li: HTMLLIElement, log: Log) {
 async function runSql(g: number) {
   try {
     let answer;
-    for (let attempt = 0; ; attempt++) {
+    for (;;) {
       answer = (await call<Logs>(logstorePath(), params({ type: "log", line: PAGE, offset: 0 }))).body;
       if (g !== generation) return;
-      if (answer.meta.progress === "Complete" || attempt > 30) break;
-      await new Promise((r) => setTimeout(r, 300));
+      if (answer.meta.progress === "Complete") break;
+      await pause(POLL_MS);
     }
     drawSql(answer.data, answer.meta.keys ?? Object.keys(answer.data[0] ?? {}));
   } catch (e) {
@@ -767,14 +774,14 @@ async function facets(g: number): Promise<Facet[] | null> {
   aside.replaceChildren(el("p", "note", "counting fields…"));
   try {
     let answer;
-    for (let attempt = 0; ; attempt++) {
+    for (;;) {
       answer = await call<{ sampled: number; fields: Facet[] }>(
         `${logstorePath()}/facets`,
         params({ query: splitSql(effectiveQuery())[0] }),
       );
       if (g !== generation) return null;
-      if ((answer.headers.get("x-log-progress") ?? "Complete") === "Complete" || attempt > 30) break;
-      await new Promise((r) => setTimeout(r, 300));
+      if ((answer.headers.get("x-log-progress") ?? "Complete") === "Complete") break;
+      await pause(POLL_MS);
     }
     const { sampled, fields } = answer.body;
     aside.replaceChildren(el("p", "note", sampled ? `Top values in the newest ${sampled.toLocaleString("en-US")} matches` : "No fields"));
@@ -847,7 +854,7 @@ async function showTrace(trace: string, at: number) {
       });
       if (body.meta.progress !== "Complete") {
         page--;
-        await new Promise((r) => setTimeout(r, 300));
+        await pause(POLL_MS);
         continue;
       }
       logs.push(...body.data);
@@ -867,13 +874,18 @@ async function showContext(log: Log) {
   list.dataset.kind = "context";
   list.replaceChildren(el("li", "note", "loading…"));
   try {
-    const { body } = await call<{ logs: Log[] }>(logstorePath(), {
-      type: "context_log",
-      pack_id: log["__tag__:__pack_id__"] ?? "",
-      pack_meta: log.__pack_meta__,
-      back_lines: CONTEXT_LINES,
-      forward_lines: CONTEXT_LINES,
-    });
+    let body: { logs: Log[]; progress: string };
+    for (;;) {
+      ({ body } = await call<{ logs: Log[]; progress: string }>(logstorePath(), {
+        type: "context_log",
+        pack_id: log["__tag__:__pack_id__"] ?? "",
+        pack_meta: log.__pack_meta__,
+        back_lines: CONTEXT_LINES,
+        forward_lines: CONTEXT_LINES,
+      }));
+      if (body.progress === "Complete" || $("panel").hidden) break;
+      await pause(POLL_MS);
+    }
     list.replaceChildren(...body.logs.map((l) => renderLog(l, [], l.__index_number__ === "0")));
   } catch (e) {
     list.replaceChildren(el("li", "error", (e as Error).message));
@@ -894,20 +906,33 @@ function restartLive() {
   liveTimer = window.setInterval(() => tail(g), LIVE_EVERY_MS);
 }
 
+/// Whether a tail call is out: ticks do not overlap.
+let tailing = false;
+
 async function tail(g: number) {
+  if (tailing) return;
+  tailing = true;
   const newest = Number($("logs").firstElementChild?.getAttribute("data-time") ?? window_.from);
   const now = Math.floor(Date.now() / 1000) + 1;
+  const ask = {
+    type: "log",
+    from: Math.min(newest, now - 1),
+    to: now,
+    query: effectiveQuery(),
+    line: PAGE,
+    offset: 0,
+    reverse: true,
+  };
   try {
-    const { body } = await call<Logs>(logstorePath(), {
-      type: "log",
-      from: Math.min(newest, now - 1),
-      to: now,
-      query: effectiveQuery(),
-      line: PAGE,
-      offset: 0,
-      reverse: true,
-    });
-    if (g !== generation || body.meta.progress !== "Complete") return;
+    // The same call until it is complete: a new range each time would start a new query
+    // each time, and a server with a short deadline would never finish one.
+    let body: Logs;
+    for (;;) {
+      ({ body } = await call<Logs>(logstorePath(), ask));
+      if (g !== generation || body.meta.progress === "Complete") break;
+      await pause(POLL_MS);
+    }
+    if (g !== generation) return;
     const fresh = body.data.filter((log) => !seen.has(log.__pack_meta__ ?? JSON.stringify(log)));
     const list = $("logs");
     const highlight = terms(effectiveQuery());
@@ -925,6 +950,8 @@ async function tail(g: number) {
     }
   } catch {
     // The next tick tries again.
+  } finally {
+    tailing = false;
   }
 }
 

@@ -48,26 +48,26 @@ fn chromium() -> String {
     std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into())
 }
 
-#[test]
-fn the_explorer_in_chromium() {
+/// Starts `sluice serve` with [`CONFIG`] plus `extra`, runs the browser script against it
+/// with `env`, and returns the server and what the script reported (`RESULT {json}`).
+fn browser_suite(dir: &std::path::Path, extra: &str, env: &[(&str, &str)]) -> (Server, serde_json::Value) {
     let browser = chromium();
     assert!(std::path::Path::new(&browser).exists(), "{browser} is missing: run scripts/setup-web (scripts/test does)");
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("sluice.toml");
-    std::fs::write(&config, CONFIG).unwrap();
-    let server = Server::start(&dir.path().join("data"), &["--config", config.to_str().unwrap()]);
-    let script = repo_root().join("tests/browser/explorer.mjs");
-    let mut command = Command::new("node");
-    command
-        .arg(&script)
+    let config = dir.join("sluice.toml");
+    std::fs::write(&config, format!("{extra}\n{CONFIG}")).unwrap();
+    let server = Server::start(&dir.join("data"), &["--config", config.to_str().unwrap()]);
+    let output = Command::new("node")
+        .arg(repo_root().join("tests/browser/explorer.mjs"))
         .current_dir(repo_root())
         .env("SLUICE_URL", server.url(""))
         .env("SLUICE_SLS_ID", "shop-reader")
         .env("SLUICE_SLS_SECRET", "shop-reader-secret")
         .env("SLUICE_SHOP_KEY", "pk_shop")
         .env("SLUICE_BANK_KEY", "pk_bank")
-        .env("CHROMIUM", &browser);
-    let output = command.output().expect("node runs");
+        .env("CHROMIUM", &browser)
+        .envs(env.iter().copied())
+        .output()
+        .expect("node runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     println!("{stdout}");
     assert!(
@@ -75,13 +75,20 @@ fn the_explorer_in_chromium() {
         "the browser checks failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-
-    // The page's histogram total is GetHistograms' total through the SLS SDK.
-    let result: serde_json::Value = stdout
+    let result = stdout
         .lines()
         .find_map(|l| l.strip_prefix("RESULT "))
         .map(|json| serde_json::from_str(json).unwrap())
         .expect("the script reports its results");
+    (server, result)
+}
+
+#[test]
+fn the_explorer_in_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, result) = browser_suite(dir.path(), "", &[]);
+
+    // The page's histogram total is GetHistograms' total through the SLS SDK.
     let shown = &result["histogram"];
     let (from, to) = (shown["from"].to_string(), shown["to"].to_string());
     let query = shown["query"].as_str().unwrap();
@@ -108,4 +115,14 @@ fn the_explorer_in_chromium() {
         "histogram total: page {} = SDK {}; live tail showed a new log after {} ms",
         shown["total"], sdk["count"], result["liveTailMs"]
     );
+}
+
+/// Every query answers Incomplete at first: the page says it is still counting, asks
+/// again, and every check still holds.
+#[test]
+fn the_explorer_waits_for_incomplete_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, result) =
+        browser_suite(dir.path(), "[server]\nquery_deadline_secs = 0", &[("SLUICE_EXPECT_INCOMPLETE", "1")]);
+    assert_eq!(result["histogram"]["total"], 500);
 }
