@@ -22,6 +22,7 @@ const slsId = process.env.SLUICE_SLS_ID ?? "shop-reader";
 const slsSecret = process.env.SLUICE_SLS_SECRET ?? "shop-reader-secret";
 const shopKey = process.env.SLUICE_SHOP_KEY ?? "pk_shop";
 const bankKey = process.env.SLUICE_BANK_KEY ?? "pk_bank";
+const ltsToken = process.env.SLUICE_LTS_TOKEN ?? "lts-shop-token";
 const shots = process.env.SLUICE_SCREENSHOTS;
 // The server answers every query Incomplete at first ([server] query_deadline_secs = 0):
 // the page must show it and ask again until the answer is complete.
@@ -410,6 +411,23 @@ async function main() {
     });
     assert.equal(forged.status, 403);
     check("cross-site sign-in refused");
+
+    // An LTS token signs in too, and sees its stream's logstore; a wrong one gets LTS's error.
+    const ltsSignIn = async (token) => {
+      const r = await fetch(`${url}/ui/session`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ kind: "lts", token }),
+      });
+      return { status: r.status, body: await r.json() };
+    };
+    const lts = await ltsSignIn(ltsToken);
+    assert.equal(lts.status, 200, JSON.stringify(lts.body));
+    assert.deepEqual(lts.body.logstores.map((l) => `${l.project}/${l.logstore}`), ["shop/logs"]);
+    const wrongLts = await ltsSignIn("not-a-token");
+    assert.equal(wrongLts.status, 401);
+    assert.equal(wrongLts.body.errorCode, "SVCSTG.ALS.403.105", JSON.stringify(wrongLts.body));
+    check("LTS token sign-in", `${lts.body.signedInAs} sees shop/logs; a wrong token: ${wrongLts.body.errorCode}`);
 
     assert.deepEqual(errors, [], "no script errors");
   } finally {

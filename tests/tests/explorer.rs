@@ -32,6 +32,18 @@ id = "shop-reader"
 secret = "shop-reader-secret"
 projects = ["shop"]
 
+# An LTS token whose one stream lands in shop/logs.
+[[lts.tokens]]
+token = "lts-shop-token"
+project_ids = ["p1"]
+
+[[lts.streams]]
+project_id = "p1"
+group_id = "g1"
+stream_id = "s1"
+project = "shop"
+logstore = "logs"
+
 [[proliferate.keys]]
 key = "pk_shop"
 project = "shop"
@@ -64,6 +76,7 @@ fn browser_suite(dir: &std::path::Path, extra: &str, env: &[(&str, &str)]) -> (S
         .env("SLUICE_SLS_SECRET", "shop-reader-secret")
         .env("SLUICE_SHOP_KEY", "pk_shop")
         .env("SLUICE_BANK_KEY", "pk_bank")
+        .env("SLUICE_LTS_TOKEN", "lts-shop-token")
         .env("CHROMIUM", &browser)
         .envs(env.iter().copied())
         .output()
