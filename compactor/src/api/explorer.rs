@@ -80,9 +80,59 @@ pub async fn asset(State(state): State<Arc<AppState>>, Path(name): Path<String>,
     }
 }
 
-/// The explorer's own errors (not a product's): `{"errorCode", "errorMessage"}`.
-fn explorer_error(status: u16, code: &str, message: &str) -> Response {
-    json_response(status, vec![], &json!({"errorCode": code, "errorMessage": message}))
+/// The explorer's own errors, where no product API speaks: sessions and sign-in's form.
+/// (A credential a product refuses gets that product's error.)
+#[derive(Debug, thiserror::Error)]
+enum ExplorerError {
+    #[error("sign in first: the session is missing or expired")]
+    SignedOut,
+    #[error("the call must carry the session's {CSRF_HEADER} header")]
+    Csrf,
+    #[error("sign in with a JSON body (content-type: application/json)")]
+    NotJson,
+    #[error("sign-in from another origin is refused")]
+    OtherOrigin,
+    #[error("not a sign-in: {0}")]
+    InvalidSignIn(String),
+    #[error("cannot start a session: {0}")]
+    NoSession(String),
+}
+
+impl ExplorerError {
+    /// The one table of statuses and codes.
+    fn status_and_code(&self) -> (u16, &'static str) {
+        match self {
+            Self::SignedOut => (401, "Unauthorized"),
+            Self::Csrf | Self::OtherOrigin => (403, "Forbidden"),
+            Self::NotJson => (415, "UnsupportedMediaType"),
+            Self::InvalidSignIn(_) => (400, "InvalidBody"),
+            Self::NoSession(_) => (500, "InternalServerError"),
+        }
+    }
+
+    /// `{"errorCode", "errorMessage"}`, with `extra` members.
+    fn respond_with(&self, extra: Map<String, Value>) -> Response {
+        let (status, code) = self.status_and_code();
+        let mut body = Map::from_iter([
+            ("errorCode".to_owned(), json!(code)),
+            ("errorMessage".to_owned(), json!(self.to_string())),
+        ]);
+        body.extend(extra);
+        json_response(status, vec![], &Value::Object(body))
+    }
+
+    fn respond(&self) -> Response {
+        self.respond_with(Map::new())
+    }
+}
+
+impl From<Refused> for ExplorerError {
+    fn from(why: Refused) -> Self {
+        match why {
+            Refused::SignedOut => Self::SignedOut,
+            Refused::Csrf => Self::Csrf,
+        }
+    }
 }
 
 fn json_response(status: u16, mut headers: Vec<(&'static str, String)>, body: &Value) -> Response {
@@ -102,12 +152,7 @@ fn product_error(grant: Option<&Grant>, error: &IngestError, request_id: &str) -
 }
 
 fn refused(why: Refused) -> Response {
-    match why {
-        Refused::SignedOut => explorer_error(401, "Unauthorized", "sign in first: the session is missing or expired"),
-        Refused::Csrf => {
-            explorer_error(403, "Forbidden", &format!("the call must carry the session's {CSRF_HEADER} header"))
-        }
-    }
+    ExplorerError::from(why).respond()
 }
 
 /// The session of a call. `csrf` says whether the call must carry the CSRF token.
@@ -150,14 +195,10 @@ pub async fn sign_in(State(state): State<Arc<AppState>>, headers: HeaderMap, bod
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json")));
     if !is_json {
-        return explorer_error(
-            415,
-            "UnsupportedMediaType",
-            "sign in with a JSON body (content-type: application/json)",
-        );
+        return ExplorerError::NotJson.respond();
     }
     if !same_origin(&headers) {
-        return explorer_error(403, "Forbidden", "sign-in from another origin is refused");
+        return ExplorerError::OtherOrigin.respond();
     }
     let body = match read_body(&state, body, MAX_SIGN_IN_BYTES).await {
         Ok(body) => body,
@@ -165,7 +206,7 @@ pub async fn sign_in(State(state): State<Arc<AppState>>, headers: HeaderMap, bod
     };
     let form: SignIn = match serde_json::from_slice(&body) {
         Ok(form) => form,
-        Err(e) => return explorer_error(400, "InvalidBody", &format!("not a sign-in: {e}")),
+        Err(e) => return ExplorerError::InvalidSignIn(e.to_string()).respond(),
     };
     let presented = match &form {
         SignIn::Sls { id, secret, security_token } => {
@@ -188,7 +229,7 @@ pub async fn sign_in(State(state): State<Arc<AppState>>, headers: HeaderMap, bod
     };
     let (id, session) = match state.sessions.start(grant, Instant::now()) {
         Ok(started) => started,
-        Err(e) => return explorer_error(500, "InternalServerError", &format!("cannot start a session: {e}")),
+        Err(e) => return ExplorerError::NoSession(e.to_string()).respond(),
     };
     let secure = headers.get("x-forwarded-proto").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
     let cookie = session::set_cookie(&id, state.sessions.lifetime(), secure);
@@ -215,7 +256,7 @@ pub async fn current(State(state): State<Arc<AppState>>, headers: HeaderMap) -> 
     let request_id = state.request_ids.next();
     let (_, session) = match session_of(&state, &headers, false) {
         Ok(found) => found,
-        Err(why) => return signed_out(&state, refused(why)),
+        Err(why) => return signed_out(&state, why),
     };
     match describe(&state, &session).await {
         Ok(body) => json_response(200, vec![], &body),
@@ -225,22 +266,18 @@ pub async fn current(State(state): State<Arc<AppState>>, headers: HeaderMap) -> 
 
 /// No session: in the development setup, with the demo credentials to pre-fill (they
 /// are public, and a server holding them listens only on loopback).
-fn signed_out(state: &AppState, response: Response) -> Response {
+fn signed_out(state: &AppState, why: Refused) -> Response {
     let config = &state.config;
     let demo =
         config.sls_access_key(DEMO_SLS_ACCESS_KEY_ID).is_some_and(|k| k.secret.matches(DEMO_SLS_ACCESS_KEY_SECRET));
-    if !demo {
-        return response;
+    let mut extra = Map::new();
+    if demo {
+        extra.insert(
+            "demo".into(),
+            json!({"kind": "sls", "id": DEMO_SLS_ACCESS_KEY_ID, "secret": DEMO_SLS_ACCESS_KEY_SECRET}),
+        );
     }
-    json_response(
-        401,
-        vec![],
-        &json!({
-            "errorCode": "Unauthorized",
-            "errorMessage": "sign in first",
-            "demo": {"kind": "sls", "id": DEMO_SLS_ACCESS_KEY_ID, "secret": DEMO_SLS_ACCESS_KEY_SECRET},
-        }),
-    )
+    ExplorerError::from(why).respond_with(extra)
 }
 
 /// `DELETE /ui/session`: signs out.
