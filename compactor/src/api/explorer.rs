@@ -24,7 +24,7 @@ use sluice_ingest::auth::grant::{self, Grant, Presented};
 use sluice_ingest::config::{DEMO_SLS_ACCESS_KEY_ID, DEMO_SLS_ACCESS_KEY_SECRET};
 use sluice_ingest::{IngestError, Product, Target};
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::jobs::Outcome;
@@ -71,13 +71,42 @@ pub async fn page(State(state): State<Arc<AppState>>, method: Method, uri: Uri, 
     respond(200, page_headers("text/html; charset=utf-8"), INDEX_HTML.as_bytes().to_vec())
 }
 
-/// `GET /ui/{asset}`: the bundled script and style sheet.
-pub async fn asset(State(state): State<Arc<AppState>>, Path(name): Path<String>, method: Method, uri: Uri) -> Response {
-    match name.as_str() {
-        "app.js" => respond(200, page_headers("text/javascript; charset=utf-8"), APP_JS.to_vec()),
-        "app.css" => respond(200, page_headers("text/css; charset=utf-8"), APP_CSS.to_vec()),
-        _ => unrouted(&state, &method, &uri),
+/// `GET /ui/{asset}`: the bundled script and style sheet, gzipped for a browser that
+/// takes it (each is compressed once, on first use).
+pub async fn asset(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    static GZIPPED: [OnceLock<Vec<u8>>; 2] = [OnceLock::new(), OnceLock::new()];
+    let (index, content_type, raw) = match name.as_str() {
+        "app.js" => (0, "text/javascript; charset=utf-8", APP_JS),
+        "app.css" => (1, "text/css; charset=utf-8", APP_CSS),
+        _ => return unrouted(&state, &method, &uri),
+    };
+    let mut out = page_headers(content_type);
+    out.push(("vary", "accept-encoding".into()));
+    let takes_gzip = headers
+        .get_all("accept-encoding")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|e| e.split(';').next().is_some_and(|e| e.trim().eq_ignore_ascii_case("gzip")));
+    if !takes_gzip {
+        return respond(200, out, raw.to_vec());
     }
+    out.push(("content-encoding", "gzip".into()));
+    respond(200, out, GZIPPED[index].get_or_init(|| gzip(raw)).clone())
+}
+
+fn gzip(raw: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    // Writing to a Vec cannot fail.
+    let _ = encoder.write_all(raw);
+    encoder.finish().unwrap_or_default()
 }
 
 /// The explorer's own errors, where no product API speaks: sessions and sign-in's form.
@@ -499,6 +528,18 @@ mod tests {
                 {"name": "message", "present": 1, "distinct": 0, "top": []},
             ])
         );
+    }
+
+    #[test]
+    fn assets_gzip_to_themselves() {
+        use std::io::Read;
+        for asset in [APP_JS, APP_CSS] {
+            let packed = gzip(asset);
+            assert!(packed.len() < asset.len() / 2, "{} of {}", packed.len(), asset.len());
+            let mut unpacked = Vec::new();
+            flate2::read::GzDecoder::new(&packed[..]).read_to_end(&mut unpacked).unwrap();
+            assert!(unpacked == asset);
+        }
     }
 
     #[test]
