@@ -382,6 +382,7 @@ function search(push: boolean) {
   $("logs").hidden = sql;
   const g = generation;
   const fields = facets(g);
+  lastFields = fields;
   histogram(g, fields);
   if (sql) runSql(g);
   else more(g);
@@ -404,6 +405,7 @@ async function histogram(g: number, fields: Promise<Facet[] | null>) {
       if (g !== generation) return;
       const progress = headers.get("x-log-progress") ?? "Complete";
       drawHistogram(body);
+      $("histogram").dataset.to = String(window_.to);
       const total = body.reduce((sum, b) => sum + b.count, 0);
       $("total").textContent = `${total.toLocaleString("en-US")} logs`;
       $("total").dataset.total = String(total);
@@ -560,7 +562,10 @@ async function more(g: number) {
     const list = $("logs");
     const highlight = terms(effectiveQuery());
     for (const log of body) {
-      seen.add(log.__pack_meta__ ?? JSON.stringify(log));
+      // In live mode new logs push older ones down: a page may repeat a few.
+      const id = log.__pack_meta__ ?? JSON.stringify(log);
+      if (seen.has(id)) continue;
+      seen.add(id);
       list.append(renderLog(log, highlight));
     }
     $("more").textContent = exhausted ? (offset ? "" : "no logs match") : "";
@@ -908,6 +913,11 @@ function restartLive() {
 
 /// Whether a tail call is out: ticks do not overlap.
 let tailing = false;
+/// Live ticks so far; every [`LIVE_HISTOGRAM_TICKS`]th also moves the histogram on.
+let ticks = 0;
+const LIVE_HISTOGRAM_TICKS = 5;
+/// The fields of the current search, for the histogram's level bars.
+let lastFields: Promise<Facet[] | null> = Promise.resolve(null);
 
 async function tail(g: number) {
   if (tailing) return;
@@ -947,6 +957,11 @@ async function tail(g: number) {
       $("total").dataset.total = String(total);
       $("total").textContent = `${total.toLocaleString("en-US")} logs`;
       list.dataset.count = String(list.childElementCount);
+    }
+    // The histogram follows the clock: the relative range, counted again.
+    if (++ticks % LIVE_HISTOGRAM_TICKS === 0 && state.range !== "abs" && g === generation) {
+      window_ = currentWindow();
+      await histogram(g, lastFields);
     }
   } catch {
     // The next tick tries again.
