@@ -346,31 +346,47 @@ async fn describe(state: &AppState, session: &Session) -> Result<Value, IngestEr
     }))
 }
 
-/// The logstore a call names, when its session may read it.
-fn target_of(state: &AppState, session: &Session, project: &str, logstore: &str) -> Result<Target, IngestError> {
-    session.grant.read(&state.config, project, logstore)
+/// A call under `/ui/api/` that passed its checks: a session with its CSRF token, a
+/// logstore the session may read, and a query that parses.
+struct Admitted {
+    request_id: String,
+    now_ns: i64,
+    session: Session,
+    target: Target,
+    values: Map<String, Value>,
+}
+
+/// Checks a call under `/ui/api/`; the answer to give when it fails them.
+fn admit(
+    state: &AppState,
+    (project, logstore): &(String, String),
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<Admitted, Box<Response>> {
+    let (request_id, now_ns) = (state.request_ids.next(), now_ns());
+    let (_, session) = session_of(state, headers, true).map_err(|why| Box::new(refused(why)))?;
+    let target = session
+        .grant
+        .read(&state.config, project, logstore)
+        .map_err(|e| Box::new(product_error(Some(&session.grant), &e, &request_id)))?;
+    let values = sls_api::query_values(uri.query().unwrap_or(""));
+    if let Some(response) = query_error(&values, &request_id) {
+        return Err(Box::new(response));
+    }
+    Ok(Admitted { request_id, now_ns, session, target, values })
 }
 
 /// `GET /ui/api/{project}/{logstore}`: GetHistograms, GetLogs or GetContextLogs.
 pub async fn read(
     State(state): State<Arc<AppState>>,
-    Path((project, logstore)): Path<(String, String)>,
+    Path(names): Path<(String, String)>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let (request_id, now_ns) = (state.request_ids.next(), now_ns());
-    let (_, session) = match session_of(&state, &headers, true) {
-        Ok(found) => found,
-        Err(why) => return refused(why),
+    let Admitted { request_id, now_ns, session, target, values } = match admit(&state, &names, &uri, &headers) {
+        Ok(admitted) => admitted,
+        Err(response) => return *response,
     };
-    let target = match target_of(&state, &session, &project, &logstore) {
-        Ok(target) => target,
-        Err(e) => return product_error(Some(&session.grant), &e, &request_id),
-    };
-    let values = sls_api::query_values(uri.query().unwrap_or(""));
-    if let Some(response) = query_error(&values, &request_id) {
-        return response;
-    }
     let Ok(_permit) = state.inflight.try_acquire() else {
         return product_error(None, &IngestError::ServerBusy, &request_id);
     };
@@ -408,23 +424,14 @@ fn query_error(values: &Map<String, Value>, request_id: &str) -> Option<Response
 /// logs that match, with their most frequent values.
 pub async fn facets(
     State(state): State<Arc<AppState>>,
-    Path((project, logstore)): Path<(String, String)>,
+    Path(names): Path<(String, String)>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let (request_id, now_ns) = (state.request_ids.next(), now_ns());
-    let (_, session) = match session_of(&state, &headers, true) {
-        Ok(found) => found,
-        Err(why) => return refused(why),
+    let Admitted { request_id, now_ns, session, target, values } = match admit(&state, &names, &uri, &headers) {
+        Ok(admitted) => admitted,
+        Err(response) => return *response,
     };
-    let target = match target_of(&state, &session, &project, &logstore) {
-        Ok(target) => target,
-        Err(e) => return product_error(Some(&session.grant), &e, &request_id),
-    };
-    let values = sls_api::query_values(uri.query().unwrap_or(""));
-    if let Some(response) = query_error(&values, &request_id) {
-        return response;
-    }
     let params = match sls_api::sls_params(&values, false, state.queries.limits.max_query_bytes) {
         Ok(p) => p,
         Err(e) => return product_error(None, &e, &request_id),
