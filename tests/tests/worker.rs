@@ -115,9 +115,30 @@ fn slow_down_server() -> u16 {
         use std::io::{Read, Write};
         for stream in listener.incoming().flatten() {
             let mut stream = stream;
-            let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+            let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+            // The whole request, headers and body, before answering: closing with a body
+            // still unread resets the connection, and the client sees a transport error
+            // instead of the 503 (a race that showed on a busy machine).
+            let mut request = Vec::new();
             let mut buf = vec![0u8; 1 << 16];
-            let _ = stream.read(&mut buf);
+            loop {
+                let whole = request.windows(4).position(|w| w == b"\r\n\r\n").is_some_and(|end| {
+                    let head = String::from_utf8_lossy(&request[..end]).to_ascii_lowercase();
+                    let length = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    request.len() >= end + 4 + length
+                });
+                if whole {
+                    break;
+                }
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
             let body = "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
             let _ = write!(
                 stream,
