@@ -63,6 +63,8 @@ struct Open {
     primary: bool,
     last_data: Instant,
     size: u64,
+    /// The directory the file really is in (behind a symlink), to watch.
+    real_dir: Option<PathBuf>,
 }
 
 impl Open {
@@ -249,6 +251,10 @@ impl Tailer {
                 self.closed.insert(id, Closed { signature: o.signature, read: o.read });
             }
         }
+        // Watch where the files really are too (a symlinked file's directory).
+        self.dirs.extend(self.open.values().filter_map(|o| o.real_dir.clone()));
+        self.dirs.sort();
+        self.dirs.dedup();
         // Forget what is gone.
         self.closed.retain(|id, _| present.contains(id));
         {
@@ -288,6 +294,7 @@ impl Tailer {
             primary: c.primary,
             last_data: now,
             size: c.size,
+            real_dir: std::fs::canonicalize(&c.path).ok().and_then(|p| p.parent().map(Path::to_owned)),
         };
         let mut book = lock(&self.book);
         // A file read before (reopened after it grew) keeps what was acknowledged of it.
@@ -334,7 +341,12 @@ impl Tailer {
     /// Reads what is new in every open file, up to a chunk each.
     pub fn read(&mut self, now: Instant, flush_after: Duration, out: &mut Vec<Read>) {
         let mut buf = Vec::new();
-        for (id, open) in &mut self.open {
+        let ids: Vec<FileId> = self.open.keys().copied().collect();
+        for id in ids {
+            // A truncation is noticed before reading, so that nothing of the new content is
+            // read from the old offset.
+            self.check_truncation(id);
+            let Some(open) = self.open.get_mut(&id) else { continue };
             let size = match open.file.metadata() {
                 Ok(m) => m.len(),
                 Err(_) => continue,
@@ -352,6 +364,12 @@ impl Tailer {
                         continue;
                     }
                 };
+                // Truncated and written again while reading: what was read is not this
+                // file's; the next pass starts it over.
+                let head = read_head_of(&open.file, open.signature.len as u64);
+                if !open.signature.matches(&head) {
+                    continue;
+                }
                 bytes = n as u64;
                 let start = open.read - open.partial.len() as u64;
                 open.read += n as u64;
@@ -375,7 +393,7 @@ impl Tailer {
                 open.assembler.flush(&mut cuts);
             }
             if !cuts.is_empty() || bytes > 0 {
-                out.push(Read { id: *id, epoch: open.epoch, path: open.path.clone(), cuts, bytes });
+                out.push(Read { id, epoch: open.epoch, path: open.path.clone(), cuts, bytes });
             }
         }
     }

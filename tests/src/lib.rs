@@ -4,6 +4,7 @@
 //! The test command in README builds the binary and the virtualenv first; when one is
 //! missing, a test fails with what to run.
 
+pub mod agent;
 pub mod cases;
 pub mod garage;
 pub mod workerd;
@@ -82,9 +83,14 @@ impl Server {
     /// Starts `sluice serve --listen 127.0.0.1:0 --data DIR` plus `extra` arguments and
     /// waits until it listens.
     pub fn start(data: &Path, extra: &[&str]) -> Self {
+        Self::start_on("127.0.0.1:0", data, extra)
+    }
+
+    /// [`Server::start`] on a given address (to start it again where a client expects it).
+    pub fn start_on(listen: &str, data: &Path, extra: &[&str]) -> Self {
         let mut child = Command::new(sluice_bin())
             .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--data"])
+            .args(["--listen", listen, "--data"])
             .arg(data)
             .args(extra)
             .env("RUST_LOG", "warn")
