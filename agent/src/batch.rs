@@ -6,13 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use md5::{Digest, Md5};
-use prost::Message;
-use sluice_proto::sls::{Content, Log as ProtoLog, LogGroup, LogTag};
+use prost::encoding::{encode_varint, encoded_len_varint};
 use twox_hash::XxHash3_64;
 
 use crate::checkpoint::FileId;
 use crate::config::BatchLimits;
-use crate::process::Log;
 
 /// A LogGroup ready to send, and what acknowledging it means for its file.
 #[derive(Clone, Debug)]
@@ -44,7 +42,10 @@ struct Open {
     epoch: u32,
     path: Arc<str>,
     topic: String,
-    logs: Vec<ProtoLog>,
+    /// The group's `logs` (field 1), already in protobuf: a log is encoded once, as it
+    /// comes, with no copy of its fields kept.
+    encoded: Vec<u8>,
+    lines: u64,
     bytes: usize,
     first_at: Instant,
     end: u64,
@@ -68,41 +69,36 @@ impl Batcher {
         Self { limits, identity, shard_hash_keys, open: BTreeMap::new(), packs: BTreeMap::new() }
     }
 
-    /// Adds a file's log; returns a batch when the file's group is full (or the file's
-    /// epoch or hash key changed, which closes the open group first).
+    /// Adds a file's log (its time and fields); returns a batch when the file's group is
+    /// full (or the file's epoch or hash key changed, which closes the open group first).
     #[allow(clippy::too_many_arguments)]
-    pub fn add(
+    pub fn add<'f>(
         &mut self,
         file: FileId,
         epoch: u32,
         path: &Arc<str>,
         topic: &str,
         end: u64,
-        log: Log,
+        (time_secs, time_ns): (u32, u32),
+        fields: &[(&'f str, &'f [u8])],
         now: Instant,
         out: &mut Vec<Batch>,
     ) {
-        let hash_key = (!self.shard_hash_keys.is_empty()).then(|| hash_key(&self.shard_hash_keys, &log));
+        let hash_key = (!self.shard_hash_keys.is_empty()).then(|| hash_key(&self.shard_hash_keys, fields));
         if let Some(open) = self.open.get(&file)
             && (open.epoch != epoch || open.hash_key != hash_key)
             && let Some(b) = self.close(file)
         {
             out.push(b);
         }
-        let (context, seq) = *self.packs.entry(file).or_insert_with(|| {
-            let mut id = Vec::new();
-            id.extend_from_slice(self.identity.hostname.as_bytes());
-            id.extend_from_slice(path.as_bytes());
-            id.extend_from_slice(&file.dev.to_le_bytes());
-            id.extend_from_slice(&file.ino.to_le_bytes());
-            id.extend_from_slice(&self.identity.run.to_le_bytes());
-            (XxHash3_64::oneshot(&id), 1)
-        });
+        let ready = self.open.contains_key(&file);
+        let (context, seq) = if ready { (0, 0) } else { self.pack(file, path) };
         let open = self.open.entry(file).or_insert_with(|| Open {
             epoch,
             path: path.clone(),
             topic: topic.to_owned(),
-            logs: Vec::new(),
+            encoded: Vec::with_capacity(self.limits.min_bytes.min(1 << 20) + 4096),
+            lines: 0,
             bytes: 0,
             first_at: now,
             end,
@@ -110,19 +106,28 @@ impl Batcher {
             context,
             seq,
         });
-        open.bytes += log.fields.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+        open.bytes += fields.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
         open.end = open.end.max(end);
-        open.logs.push(ProtoLog {
-            time: log.time_secs,
-            contents: log.fields.into_iter().map(|(key, value)| Content { key, value: value.into_bytes() }).collect(),
-            values: Vec::new(),
-            time_ns: Some(log.time_ns),
-        });
-        if (open.bytes >= self.limits.min_bytes || open.logs.len() >= self.limits.min_count)
+        open.lines += 1;
+        encode_log(&mut open.encoded, time_secs, time_ns, fields);
+        if (open.bytes >= self.limits.min_bytes || open.lines >= self.limits.min_count as u64)
             && let Some(b) = self.close(file)
         {
             out.push(b);
         }
+    }
+
+    /// A file's `__pack_id__` context and next sequence number.
+    fn pack(&mut self, file: FileId, path: &str) -> (u64, u64) {
+        *self.packs.entry(file).or_insert_with(|| {
+            let mut id = Vec::new();
+            id.extend_from_slice(self.identity.hostname.as_bytes());
+            id.extend_from_slice(path.as_bytes());
+            id.extend_from_slice(&file.dev.to_le_bytes());
+            id.extend_from_slice(&file.ino.to_le_bytes());
+            id.extend_from_slice(&self.identity.run.to_le_bytes());
+            (XxHash3_64::oneshot(&id), 1)
+        })
     }
 
     /// Moves a file's end past cut content that made no log (discarded lines), so that
@@ -161,45 +166,72 @@ impl Batcher {
         if let Some(p) = self.packs.get_mut(&file) {
             p.1 += 1;
         }
-        let lines = open.logs.len() as u64;
-        let group = LogGroup {
-            logs: open.logs,
-            category: None,
-            topic: Some(open.topic),
-            source: Some(self.identity.source.clone()),
-            machine_uuid: None,
-            log_tags: vec![
-                tag("__hostname__", &self.identity.hostname),
-                tag("__path__", &open.path),
-                tag("__pack_id__", &format!("{:016X}-{:X}", open.context, open.seq)),
-            ],
-        };
+        // The rest of the LogGroup after its logs, in field order, as prost writes it.
+        let mut group = open.encoded;
+        put_bytes(&mut group, 3, open.topic.as_bytes());
+        put_bytes(&mut group, 4, self.identity.source.as_bytes());
+        let pack_id = format!("{:016X}-{:X}", open.context, open.seq);
+        let tags =
+            [("__hostname__", self.identity.hostname.as_str()), ("__path__", &open.path), ("__pack_id__", &pack_id)];
+        for (k, v) in tags {
+            group.push(6 << 3 | 2);
+            encode_varint((field_len(k.len()) + field_len(v.len())) as u64, &mut group);
+            put_bytes(&mut group, 1, k.as_bytes());
+            put_bytes(&mut group, 2, v.as_bytes());
+        }
         Some(Batch {
             file,
             epoch: open.epoch,
             end: open.end,
-            lines,
+            lines: open.lines,
             raw_bytes: open.bytes as u64,
             hash_key: open.hash_key,
-            group: group.encode_to_vec(),
+            group,
         })
     }
 }
 
-fn tag(key: &str, value: &str) -> LogTag {
-    LogTag { key: key.to_owned(), value: value.to_owned() }
+/// The length of a length-delimited field of `len` bytes, key included.
+fn field_len(len: usize) -> usize {
+    1 + encoded_len_varint(len as u64) + len
+}
+
+fn put_bytes(buf: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
+    buf.push(tag << 3 | 2);
+    encode_varint(bytes.len() as u64, buf);
+    buf.extend_from_slice(bytes);
+}
+
+/// Appends one `LogGroup.logs` entry: `Log { Time, Contents, Time_ns }`.
+fn encode_log(buf: &mut Vec<u8>, time: u32, time_ns: u32, fields: &[(&str, &[u8])]) {
+    let contents: usize = fields.iter().map(|(k, v)| field_len(field_len(k.len()) + field_len(v.len()))).sum();
+    let len = 1 + encoded_len_varint(u64::from(time)) + contents + 5;
+    buf.push(1 << 3 | 2);
+    encode_varint(len as u64, buf);
+    buf.push(1 << 3);
+    encode_varint(u64::from(time), buf);
+    for (k, v) in fields {
+        buf.push(2 << 3 | 2);
+        encode_varint((field_len(k.len()) + field_len(v.len())) as u64, buf);
+        put_bytes(buf, 1, k.as_bytes());
+        put_bytes(buf, 2, v);
+    }
+    buf.push(4 << 3 | 5);
+    buf.extend_from_slice(&time_ns.to_le_bytes());
 }
 
 /// The hex MD5 of the values of `keys` (missing ones empty), joined by `_`.
-pub fn hash_key(keys: &[String], log: &Log) -> String {
-    let values: Vec<&str> =
-        keys.iter().map(|k| log.fields.iter().find(|(f, _)| f == k).map_or("", |(_, v)| v.as_str())).collect();
-    Md5::digest(values.join("_").as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+pub fn hash_key(keys: &[String], fields: &[(&str, &[u8])]) -> String {
+    let values: Vec<&[u8]> =
+        keys.iter().map(|k| fields.iter().find(|(f, _)| f == k).map_or(&b""[..], |(_, v)| *v)).collect();
+    Md5::digest(values.join(&b'_')).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use prost::Message;
+    use sluice_proto::sls::{Content, Log as ProtoLog, LogGroup, LogTag};
 
     fn identity() -> Identity {
         Identity { hostname: "web-1".into(), source: "10.0.0.1".into(), run: 9 }
@@ -214,7 +246,8 @@ mod tests {
         let now = Instant::now();
         let mut out = Vec::new();
         for (i, end) in [10u64, 20, 30].into_iter().enumerate() {
-            b.add(file, 0, &path, "t", end, Log::new(format!("line {i}"), 100, i as u32), now, &mut out);
+            let text = format!("line {i}");
+            b.add(file, 0, &path, "t", end, (100, i as u32), &[("content", text.as_bytes())], now, &mut out);
         }
         assert_eq!(out.len(), 1);
         assert_eq!((out[0].end, out[0].lines), (20, 2));
@@ -239,12 +272,54 @@ mod tests {
         let path: Arc<str> = "/a".into();
         let now = Instant::now();
         let mut out = Vec::new();
-        let log = |user: &str| Log { time_secs: 1, time_ns: 0, fields: vec![("user".into(), user.into())] };
-        b.add(file, 0, &path, "", 5, log("ann"), now, &mut out);
-        b.add(file, 0, &path, "", 9, log("bob"), now, &mut out);
-        b.add(file, 1, &path, "", 3, log("bob"), now, &mut out);
+        let log = |user: &'static str| [("user", user.as_bytes())];
+        b.add(file, 0, &path, "", 5, (1, 0), &log("ann"), now, &mut out);
+        b.add(file, 0, &path, "", 9, (1, 0), &log("bob"), now, &mut out);
+        b.add(file, 1, &path, "", 3, (1, 0), &log("bob"), now, &mut out);
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].hash_key.as_deref(), Some("7e0d7f8a5d96c24ffcc840f31bce72b2"), "md5 of the user's value");
         assert_eq!((out[1].epoch, out[1].end), (0, 9));
+    }
+
+    /// The hand-written encoding is byte for byte what prost writes for the same group.
+    #[test]
+    fn groups_are_the_bytes_prost_writes() {
+        let mut b = Batcher::new(BatchLimits::default(), identity(), Vec::new());
+        let file = FileId { dev: 3, ino: 4 };
+        let path: Arc<str> = "/p".into();
+        let now = Instant::now();
+        let mut out = Vec::new();
+        let long = "x".repeat(300);
+        b.add(file, 0, &path, "top", 1, (1_700_000_000, 123), &[("content", long.as_bytes())], now, &mut out);
+        b.add(file, 0, &path, "top", 2, (5, 0), &[("a", b"1"), ("", b"")], now, &mut out);
+        b.drain(&mut out);
+        let decoded = LogGroup::decode(out[0].group.as_slice()).unwrap();
+        let expected = LogGroup {
+            logs: vec![
+                ProtoLog {
+                    time: 1_700_000_000,
+                    contents: vec![Content { key: "content".into(), value: long.clone().into_bytes() }],
+                    values: Vec::new(),
+                    time_ns: Some(123),
+                },
+                ProtoLog {
+                    time: 5,
+                    contents: vec![
+                        Content { key: "a".into(), value: b"1".to_vec() },
+                        Content { key: String::new(), value: Vec::new() },
+                    ],
+                    values: Vec::new(),
+                    time_ns: Some(0),
+                },
+            ],
+            category: None,
+            topic: Some("top".into()),
+            source: Some("10.0.0.1".into()),
+            machine_uuid: None,
+            log_tags: decoded.log_tags.clone(),
+        };
+        assert_eq!(decoded, expected);
+        assert_eq!(out[0].group, expected.encode_to_vec());
+        assert_eq!(decoded.log_tags[1], LogTag { key: "__path__".into(), value: "/p".into() });
     }
 }

@@ -24,6 +24,8 @@ pub struct Limits {
 pub struct Governor {
     limits: Limits,
     cpu: Mutex<(Instant, f64)>,
+    /// When memory was last looked at.
+    memory: Mutex<Instant>,
     bucket: Mutex<(Instant, f64)>,
     registry: std::sync::Arc<Registry>,
 }
@@ -34,7 +36,13 @@ const WINDOW: Duration = Duration::from_millis(250);
 impl Governor {
     pub fn new(limits: Limits, registry: std::sync::Arc<Registry>) -> Self {
         let now = Instant::now();
-        Self { limits, cpu: Mutex::new((now, process_usage().0)), bucket: Mutex::new((now, 0.0)), registry }
+        Self {
+            limits,
+            cpu: Mutex::new((now, process_usage().0)),
+            memory: Mutex::new(now),
+            bucket: Mutex::new((now, 0.0)),
+            registry,
+        }
     }
 
     /// Called by a collector before it reads: sleeps off CPU used over the limit, and
@@ -64,7 +72,15 @@ impl Governor {
                 std::thread::sleep(sleep);
             }
         }
-        if self.limits.memory_bytes > 0 && sender_busy {
+        let look = {
+            let mut at = lock(&self.memory);
+            let due = at.elapsed() >= WINDOW;
+            if due {
+                *at = Instant::now();
+            }
+            due
+        };
+        if self.limits.memory_bytes > 0 && sender_busy && look {
             let mut waited = 0;
             while process_usage().1 > self.limits.memory_bytes && waited < 50 {
                 PipelineMetrics::set(&metrics.reading_paused, 1);

@@ -7,11 +7,55 @@
 
 use crate::config::Multiline;
 
-/// A log cut from a file: its text (lines joined by `\n`) and the offset after it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Cut {
-    pub text: Vec<u8>,
-    pub end: u64,
+/// Logs cut from a file: their texts (lines joined by `\n`) one after the other in one
+/// buffer (no allocation per log), each with the file offset after it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Cuts {
+    text: Vec<u8>,
+    /// (start, length) in `text`, and the end offset in the file.
+    cuts: Vec<(usize, usize, u64)>,
+}
+
+impl Cuts {
+    /// Cuts over `text` as it is (single lines are ranges of what was read: no copy).
+    pub fn over(text: Vec<u8>) -> Self {
+        Self { text, cuts: Vec::new() }
+    }
+
+    /// A log whose text is `text[start..start + len]`.
+    pub fn push_range(&mut self, start: usize, len: usize, end: u64) {
+        self.cuts.push((start, len, end));
+    }
+
+    pub fn push(&mut self, text: &[u8], end: u64) {
+        let start = self.text.len();
+        self.text.extend_from_slice(text);
+        self.cuts.push((start, text.len(), end));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cuts.is_empty()
+    }
+
+    /// The ranges alone (their buffer is being replaced).
+    pub fn into_ranges(self) -> Vec<(usize, usize, u64)> {
+        self.cuts
+    }
+
+    /// The buffer underneath, to be used again.
+    pub fn into_text(self) -> Vec<u8> {
+        self.text
+    }
+
+    /// Whether every log's text is valid UTF-8 (checked over the whole buffer at once).
+    pub fn all_utf8(&self) -> bool {
+        std::str::from_utf8(&self.text).is_ok()
+    }
+
+    /// Each log's text and end offset, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], u64)> {
+        self.cuts.iter().map(|&(start, len, end)| (&self.text[start..start + len], end))
+    }
 }
 
 #[derive(Debug)]
@@ -42,9 +86,9 @@ impl Assembler {
     }
 
     /// Takes one line (without its newline) that spans `[start, end)` in the file.
-    pub fn push(&mut self, line: &[u8], start: u64, end: u64, out: &mut Vec<Cut>) {
+    pub fn push(&mut self, line: &[u8], start: u64, end: u64, out: &mut Cuts) {
         let Some(rules) = &self.rules else {
-            out.push(Cut { text: line.to_vec(), end });
+            out.push(line, end);
             return;
         };
         let text = String::from_utf8_lossy(line);
@@ -115,9 +159,10 @@ impl Assembler {
     }
 
     /// Cuts what is pending as a log (the flush timeout passed, or the file was closed).
-    pub fn flush(&mut self, out: &mut Vec<Cut>) {
+    pub fn flush(&mut self, out: &mut Cuts) {
         if self.pending_lines > 0 {
-            out.push(Cut { text: std::mem::take(&mut self.pending), end: self.pending_end });
+            out.push(&self.pending, self.pending_end);
+            self.pending.clear();
             self.pending_lines = 0;
         }
     }
@@ -139,30 +184,30 @@ impl Assembler {
 
     /// Cuts the pending record: as one log when it is complete, else line by line as
     /// unmatched content.
-    fn emit(&mut self, complete: bool, discard: bool, out: &mut Vec<Cut>) {
+    fn emit(&mut self, complete: bool, discard: bool, out: &mut Cuts) {
         let text = std::mem::take(&mut self.pending);
         let end = self.pending_end;
         self.pending_lines = 0;
         if complete {
-            out.push(Cut { text, end });
-            return;
-        }
-        if discard {
+            out.push(&text, end);
+        } else if discard {
             // Dropped, as configured; the offset still moves past it.
-            out.push(Cut { text: Vec::new(), end });
-            return;
+            out.push(&[], end);
+        } else {
+            let lines: Vec<&[u8]> = text.split(|b| *b == b'\n').collect();
+            let n = lines.len();
+            for (i, l) in lines.into_iter().enumerate() {
+                // Only the last line's end is known exactly; the earlier ones travel with it.
+                out.push(l, if i + 1 == n { end } else { self.pending_start });
+            }
         }
-        let lines: Vec<&[u8]> = text.split(|b| *b == b'\n').collect();
-        let n = lines.len();
-        for (i, l) in lines.into_iter().enumerate() {
-            // Only the last line's end is known exactly; the earlier ones travel with it.
-            out.push(Cut { text: l.to_vec(), end: if i + 1 == n { end } else { self.pending_start } });
-        }
+        self.pending = text;
+        self.pending.clear();
     }
 }
 
-fn unmatched(line: &[u8], end: u64, discard: bool, out: &mut Vec<Cut>) {
-    out.push(Cut { text: if discard { Vec::new() } else { line.to_vec() }, end });
+fn unmatched(line: &[u8], end: u64, discard: bool, out: &mut Cuts) {
+    out.push(if discard { &[] } else { line }, end);
 }
 
 #[cfg(test)]
@@ -176,7 +221,7 @@ mod tests {
 
     fn run(rules: Option<Multiline>, text: &str) -> (Vec<String>, Option<u64>) {
         let mut a = Assembler::new(rules);
-        let mut out = Vec::new();
+        let mut out = Cuts::default();
         let mut offset = 0u64;
         for line in text.split_inclusive('\n') {
             let end = offset + line.len() as u64;
@@ -184,7 +229,7 @@ mod tests {
             offset = end;
         }
         let held = a.holds_from();
-        (out.into_iter().filter(|c| !c.text.is_empty()).map(|c| String::from_utf8(c.text).unwrap()).collect(), held)
+        (out.iter().filter(|(t, _)| !t.is_empty()).map(|(t, _)| String::from_utf8(t.to_vec()).unwrap()).collect(), held)
     }
 
     const JAVA: &str = "2025-01-01 10:00:00 ERROR boom\njava.lang.Exception: x\n\tat a.b(C.java:1)\n\tat d.e(F.java:2)\n\

@@ -131,6 +131,7 @@ fn collect(
             watcher.watch(&tailer.dirs);
             last_scan = Some(now);
             PipelineMetrics::set(&metrics.files_open, tailer.open_files() as u64);
+            *lock(&metrics.lags) = tailer.lags();
         }
         governor.throttle(metrics, tx.capacity() < tx.max_capacity());
 
@@ -142,27 +143,53 @@ fn collect(
             let topic = topics.entry(read.path.clone()).or_insert_with(|| p.topic.for_path(&read.path)).clone();
             // Collection time, strictly increasing per file, so that time order is file order.
             let last = last_time.entry(read.id).or_insert(0);
-            for cut in read.cuts {
-                if cut.text.is_empty() {
-                    batcher.advance(read.id, read.epoch, cut.end);
+            let utf8 = p.input.encoding == Encoding::Utf8 && read.cuts.all_utf8();
+            for (text, end) in read.cuts.iter() {
+                if text.is_empty() {
+                    batcher.advance(read.id, read.epoch, end);
                     continue;
                 }
                 PipelineMetrics::add(&metrics.lines_read, 1);
                 *last = (*last + 1).max(wall);
-                let text = match p.input.encoding {
-                    Encoding::Utf8 => String::from_utf8_lossy(&cut.text).into_owned(),
-                    Encoding::Gbk => encoding_rs::GBK.decode_without_bom_handling(&cut.text).0.into_owned(),
+                let time = ((*last / 1_000_000_000) as u32, (*last % 1_000_000_000) as u32);
+                // Text as UTF-8: decoded (GBK), or with replacement characters where it is
+                // not valid; a buffer that is valid as a whole (nearly always) is used as it
+                // lies, each line being valid too (lines end at an ASCII newline).
+                let decode = || -> std::borrow::Cow<'_, str> {
+                    match p.input.encoding {
+                        Encoding::Utf8 => String::from_utf8_lossy(text),
+                        Encoding::Gbk => encoding_rs::GBK.decode_without_bom_handling(text).0,
+                    }
                 };
-                let mut log = Log::new(text, (*last / 1_000_000_000) as u32, (*last % 1_000_000_000) as u32);
+                if p.processors.is_empty() {
+                    let decoded = if utf8 { None } else { Some(decode()) };
+                    let content = decoded.as_ref().map_or(text, |d| d.as_bytes());
+                    batcher.add(
+                        read.id,
+                        read.epoch,
+                        &read.path,
+                        &topic,
+                        end,
+                        time,
+                        &[("content", content)],
+                        now,
+                        &mut batches,
+                    );
+                    continue;
+                }
+                let mut log = Log::new(decode().into_owned(), time.0, time.1);
                 let outcome = process::run(&p.processors, &mut log);
                 PipelineMetrics::add(&metrics.parse_failures, u64::from(outcome.parse_failures));
                 if log.fields.is_empty() {
                     PipelineMetrics::add(&metrics.logs_discarded, 1);
-                    batcher.advance(read.id, read.epoch, cut.end);
+                    batcher.advance(read.id, read.epoch, end);
                     continue;
                 }
-                batcher.add(read.id, read.epoch, &read.path, &topic, cut.end, log, now, &mut batches);
+                let fields: Vec<(&str, &[u8])> = log.fields.iter().map(|(k, v)| (k.as_str(), v.as_bytes())).collect();
+                let time = (log.time_secs, log.time_ns);
+                batcher.add(read.id, read.epoch, &read.path, &topic, end, time, &fields, now, &mut batches);
             }
+            tailer.recycle(read.cuts);
         }
         if topics.len() > 10_000 {
             topics.clear();
@@ -173,7 +200,6 @@ fn collect(
                 return;
             }
         }
-        *lock(&metrics.lags) = tailer.lags();
         if tailer.behind() {
             continue;
         }

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::checkpoint::{Book, Entry, FileId, Retired, SIGNATURE_BYTES, Signature};
 use crate::config::FileInput;
 use crate::discover;
-use crate::multiline::{Assembler, Cut};
+use crate::multiline::{Assembler, Cuts};
 
 /// How long a rotated or deleted file stays open after its last new byte.
 pub const ROTATED_IDLE: Duration = Duration::from_secs(5);
@@ -35,7 +35,7 @@ pub struct Read {
     pub id: FileId,
     pub epoch: u32,
     pub path: Arc<str>,
-    pub cuts: Vec<Cut>,
+    pub cuts: Cuts,
     /// Bytes read from the file in this pass.
     pub bytes: u64,
 }
@@ -94,6 +94,10 @@ pub struct Tailer {
     resumed: bool,
     scans: u64,
     pub dirs: Vec<PathBuf>,
+    /// The read buffer, kept between passes.
+    scratch: Vec<u8>,
+    /// Buffers that went out with single-line cuts and came back ([`Tailer::recycle`]).
+    spare: Vec<Vec<u8>>,
 }
 
 struct Candidate {
@@ -107,7 +111,18 @@ struct Candidate {
 impl Tailer {
     pub fn new(input: FileInput, book: Arc<Mutex<Book>>, resumed: bool) -> Self {
         let bases = lock(&book).files.iter().map(|e| PathBuf::from(&e.path)).collect();
-        Self { input, book, open: BTreeMap::new(), closed: HashMap::new(), bases, resumed, scans: 0, dirs: Vec::new() }
+        Self {
+            input,
+            book,
+            open: BTreeMap::new(),
+            closed: HashMap::new(),
+            bases,
+            resumed,
+            scans: 0,
+            dirs: Vec::new(),
+            scratch: Vec::new(),
+            spare: Vec::new(),
+        }
     }
 
     pub fn open_files(&self) -> usize {
@@ -340,7 +355,7 @@ impl Tailer {
 
     /// Reads what is new in every open file, up to a chunk each.
     pub fn read(&mut self, now: Instant, flush_after: Duration, out: &mut Vec<Read>) {
-        let mut buf = Vec::new();
+        let mut buf = std::mem::take(&mut self.scratch);
         let ids: Vec<FileId> = self.open.keys().copied().collect();
         for id in ids {
             // A truncation is noticed before reading, so that nothing of the new content is
@@ -352,12 +367,16 @@ impl Tailer {
                 Err(_) => continue,
             };
             open.size = size;
-            let mut cuts = Vec::new();
+            let mut cuts = Cuts::default();
             let mut bytes = 0;
             if size > open.read {
+                // The unfinished line from last time, then what is read now, in one buffer.
                 let want = (size - open.read).min(CHUNK) as usize;
-                buf.resize(want, 0);
-                let n = match open.file.read_at(&mut buf, open.read) {
+                let held = open.partial.len();
+                buf.clear();
+                buf.extend_from_slice(&open.partial);
+                buf.resize(held + want, 0);
+                let n = match open.file.read_at(&mut buf[held..], open.read) {
                     Ok(n) => n,
                     Err(e) => {
                         tracing::warn!(path = %open.path, error = %e, "read failed");
@@ -371,18 +390,35 @@ impl Tailer {
                     continue;
                 }
                 bytes = n as u64;
-                let start = open.read - open.partial.len() as u64;
+                let start = open.read - held as u64;
                 open.read += n as u64;
                 open.last_data = now;
-                let mut data = std::mem::take(&mut open.partial);
-                data.extend_from_slice(&buf[..n]);
+                buf.truncate(held + n);
                 let mut line_start = 0;
-                for nl in memchr::memchr_iter(b'\n', &data) {
-                    let line = trim_cr(&data[line_start..nl]);
-                    open.assembler.push(line, start + line_start as u64, start + nl as u64 + 1, &mut cuts);
-                    line_start = nl + 1;
+                if self.input.multiline.is_none() {
+                    // One log per line: the lines are ranges of the buffer.
+                    for nl in memchr::memchr_iter(b'\n', &buf) {
+                        let len = trim_cr(&buf[line_start..nl]).len();
+                        cuts.push_range(line_start, len, start + nl as u64 + 1);
+                        line_start = nl + 1;
+                    }
+                    open.partial.clear();
+                    open.partial.extend_from_slice(&buf[line_start..]);
+                    let ranges = std::mem::replace(&mut cuts, Cuts::over(std::mem::take(&mut buf)));
+                    // `cuts` now owns the buffer; the ranges go with it.
+                    for (s, l, e) in ranges.into_ranges() {
+                        cuts.push_range(s, l, e);
+                    }
+                    buf = self.spare.pop().unwrap_or_default();
+                } else {
+                    for nl in memchr::memchr_iter(b'\n', &buf) {
+                        let line = trim_cr(&buf[line_start..nl]);
+                        open.assembler.push(line, start + line_start as u64, start + nl as u64 + 1, &mut cuts);
+                        line_start = nl + 1;
+                    }
+                    open.partial.clear();
+                    open.partial.extend_from_slice(&buf[line_start..]);
                 }
-                open.partial = data.split_off(line_start);
             } else if now.duration_since(open.last_data) >= flush_after {
                 // Nothing new for a while: an unfinished line or record is a log now.
                 if !open.partial.is_empty() {
@@ -395,6 +431,16 @@ impl Tailer {
             if !cuts.is_empty() || bytes > 0 {
                 out.push(Read { id, epoch: open.epoch, path: open.path.clone(), cuts, bytes });
             }
+        }
+        self.scratch = buf;
+    }
+
+    /// Takes back the buffer of cuts that were used.
+    pub fn recycle(&mut self, cuts: Cuts) {
+        let mut text = cuts.into_text();
+        if self.spare.len() < 4 && text.capacity() >= 64 * 1024 {
+            text.clear();
+            self.spare.push(text);
         }
     }
 

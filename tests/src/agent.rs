@@ -13,9 +13,14 @@ use crate::{get_logs_in, http};
 
 /// The `sluice-agent` binary built next to this test binary.
 pub fn agent_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("SLUICE_AGENT_BIN") {
+        return path.into();
+    }
     let exe = std::env::current_exe().expect("the test binary has a path");
+    // A test runs from target/<profile>/deps/, a binary (agent-bench) from target/<profile>/.
+    let beside = exe.parent().expect("a directory").join("sluice-agent");
     let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
-    let bin = profile_dir.join("sluice-agent");
+    let bin = if beside.exists() { beside } else { profile_dir.join("sluice-agent") };
     assert!(bin.exists(), "{} is missing: run `cargo build -p sluice-agent` first (scripts/test does)", bin.display());
     bin
 }
