@@ -944,4 +944,19 @@ flushers:
         let caps = re.captures(line).unwrap();
         assert_eq!(caps.len() - 1, keys.len());
     }
+
+    /// README's example pipeline loads as it is written there.
+    #[test]
+    fn readmes_example_loads() {
+        let readme = include_str!("../../README.md");
+        let start = readme.find("# /etc/sluice-agent/conf.d/access.yaml").expect("README has the example");
+        let block = &readme[start..];
+        let block = &block[..block.find("```").expect("the block ends")];
+        let (p, issues) = load(Path::new("/etc/sluice-agent/conf.d/access.yaml"), block, &env);
+        assert_eq!(issues, vec![]);
+        let p = p.unwrap();
+        assert_eq!((p.flusher.project.as_str(), p.flusher.logstore.as_str()), ("web", "access"));
+        let Processor::Regex { regex, .. } = &p.processors[0] else { panic!() };
+        assert!(regex.is_match(r#"10.0.0.7 - - [10/Oct/2025:13:55:36 +0000] "GET /a HTTP/1.1" 200 12 "-" "curl/8""#));
+    }
 }

@@ -201,6 +201,9 @@ fn collect(
             }
         }
         if tailer.behind() {
+            // Still catching up: look at the names without waiting, so that a file
+            // created and rotated away meanwhile is opened while it is still there.
+            names_changed = watcher.wait(Duration::ZERO).names_changed;
             continue;
         }
         let mut wait = if watcher.is_active() { scan_interval } else { scan_interval.min(Duration::from_millis(200)) };

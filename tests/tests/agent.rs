@@ -42,12 +42,23 @@ impl Setup {
     }
 }
 
+/// Prints a test's counts, and adds them to `$SLUICE_AGENT_COUNTS` (scripts/test shows
+/// that file after the tests, passing ones included).
 fn report(test: &str, written: u64, (n, d): (u64, u64)) {
-    println!(
+    let line = format!(
         "{test}: written {written}, arrived {n}, distinct {d}, lost {}, duplicated {}",
         written.saturating_sub(d),
         n.saturating_sub(d)
     );
+    note(&line);
+}
+
+fn note(line: &str) {
+    println!("{line}");
+    if let Some(path) = std::env::var_os("SLUICE_AGENT_COUNTS") {
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+        writeln!(f, "{line}").unwrap();
+    }
 }
 
 fn line(seq: u64, tag: &str) -> String {
@@ -254,7 +265,10 @@ fn receiver_down_for_60_seconds() {
     let buffered = agent.metric("sluice_agent_batches_buffered_total");
     let buffer_bytes = agent.metric("sluice_agent_buffer_bytes");
     s.server = Server::start_on(&format!("127.0.0.1:{port}"), &data, &[]);
-    println!("receiver down for {:.1?}; {buffered} batches ({buffer_bytes} bytes) buffered on disk", down_at.elapsed());
+    note(&format!(
+        "receiver down for {:.1?}: {buffered} batches ({buffer_bytes} bytes) buffered on disk",
+        down_at.elapsed()
+    ));
     writer.join().unwrap();
     let counts = wait_for_lines(port, "tag: outage", "seq", 75_000, Duration::from_secs(120));
     report("receiver down for 60 s", 75_000, counts);
@@ -269,6 +283,7 @@ fn receiver_down_for_60_seconds() {
          lag(cast(seq as bigint)) over (order by received_ns, cast(seq as bigint)) as p from log) where s < p",
     );
     assert_eq!(row["back"], "0", "{row}");
+    note("receiver down for 60 s: sequence numbers going back in the order received: 0");
 }
 
 fn tail(log: &str) -> String {
@@ -395,6 +410,11 @@ flushers:
     assert!(message.ends_with("(Main.java:7)"), "{message}");
     assert_eq!(errors[0]["thread"], "main");
     assert_eq!(errors[0]["__tag__:__path__"], s.path("logs/java.log").display().to_string());
+    note(
+        "parsing: a 4-line Java stack trace as one log with level, thread, logger and message; JSON lines \
+         as fields; the LoongCollector access-log config unchanged, found by `status: 404 and method: GET` \
+         with __time__ from its own time field",
+    );
 }
 
 /// Mistakes name the file and the key, in `sluice-agent check` and while running; the
@@ -440,6 +460,7 @@ fn config_mistakes_name_file_and_key() {
     let log = agent.log();
     assert!(log.contains("typo.yaml: error: processors[0].Type: unknown processor type"), "{log}");
     assert!(log.contains("broken.json: error: not valid JSON"), "{log}");
+    note(&format!("config mistakes: check said {:?}; the good pipeline's 10 lines arrived", text.lines().last()));
 }
 
 /// The same agent against the edge worker under `wrangler dev` (writing to Garage), read

@@ -37,7 +37,7 @@ fn line(i: u64) -> String {
         1_000_000 + i,
         i % 9973,
         (i * 7) % 1500,
-        if i % 50 == 0 { 500 } else { 200 }
+        if i.is_multiple_of(50) { 500 } else { 200 }
     )
 }
 
@@ -152,7 +152,10 @@ fn main() {
         agent.metric("sluice_agent_logs_sent_total") >= i as f64
     });
 
-    println!("sluice-agent, single-line logs ({} B a line on average), into sluice serve on this machine", bytes / lines);
+    println!(
+        "sluice-agent, single-line logs ({} B a line on average), into sluice serve on this machine",
+        bytes / lines
+    );
     println!();
     println!("| measurement | sluice-agent | floor (read + lz4, same run) | agent vs floor |");
     println!("|---|---:|---:|---:|");
