@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use md5::{Digest, Md5};
-use prost::encoding::{encode_varint, encoded_len_varint};
+use prost::encoding::encoded_len_varint;
 use twox_hash::XxHash3_64;
 
 use crate::checkpoint::FileId;
@@ -85,35 +85,49 @@ impl Batcher {
         out: &mut Vec<Batch>,
     ) {
         let hash_key = (!self.shard_hash_keys.is_empty()).then(|| hash_key(&self.shard_hash_keys, fields));
-        if let Some(open) = self.open.get(&file)
-            && (open.epoch != epoch || open.hash_key != hash_key)
-            && let Some(b) = self.close(file)
+        let same = |o: &Open| o.epoch == epoch && o.hash_key == hash_key;
+        // The common case first: the file's group is open and takes this log.
+        if let Some(open) = self.open.get_mut(&file)
+            && same(open)
         {
-            out.push(b);
+            open.bytes += fields.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+            open.end = open.end.max(end);
+            open.lines += 1;
+            encode_log(&mut open.encoded, time_secs, time_ns, fields);
+            if open.bytes >= self.limits.min_bytes || open.lines >= self.limits.min_count as u64 {
+                out.extend(self.close(file));
+            }
+            return;
         }
-        let ready = self.open.contains_key(&file);
-        let (context, seq) = if ready { (0, 0) } else { self.pack(file, path) };
-        let open = self.open.entry(file).or_insert_with(|| Open {
-            epoch,
-            path: path.clone(),
-            topic: topic.to_owned(),
-            encoded: Vec::with_capacity(self.limits.min_bytes.min(1 << 20) + 4096),
-            lines: 0,
-            bytes: 0,
-            first_at: now,
-            end,
-            hash_key,
-            context,
-            seq,
-        });
+        if self.open.get(&file).is_some_and(|o| !same(o)) {
+            out.extend(self.close(file));
+        }
+        if !self.open.contains_key(&file) {
+            let (context, seq) = self.pack(file, path);
+            // Room for the logs and their protobuf framing, so the buffer is not grown.
+            let capacity = self.limits.min_bytes.min(4 << 20) * 5 / 4 + 64 * 1024;
+            let open = Open {
+                epoch,
+                path: path.clone(),
+                topic: topic.to_owned(),
+                encoded: Vec::with_capacity(capacity),
+                lines: 0,
+                bytes: 0,
+                first_at: now,
+                end,
+                hash_key,
+                context,
+                seq,
+            };
+            self.open.insert(file, open);
+        }
+        let Some(open) = self.open.get_mut(&file) else { return };
         open.bytes += fields.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
         open.end = open.end.max(end);
         open.lines += 1;
         encode_log(&mut open.encoded, time_secs, time_ns, fields);
-        if (open.bytes >= self.limits.min_bytes || open.lines >= self.limits.min_count as u64)
-            && let Some(b) = self.close(file)
-        {
-            out.push(b);
+        if open.bytes >= self.limits.min_bytes || open.lines >= self.limits.min_count as u64 {
+            out.extend(self.close(file));
         }
     }
 
@@ -191,6 +205,20 @@ impl Batcher {
     }
 }
 
+/// A varint, written with one bounds check.
+#[inline]
+fn encode_varint(mut v: u64, buf: &mut Vec<u8>) {
+    let mut bytes = [0u8; 10];
+    let mut n = 0;
+    while v >= 0x80 {
+        bytes[n] = (v as u8) | 0x80;
+        v >>= 7;
+        n += 1;
+    }
+    bytes[n] = v as u8;
+    buf.extend_from_slice(&bytes[..=n]);
+}
+
 /// The length of a length-delimited field of `len` bytes, key included.
 fn field_len(len: usize) -> usize {
     1 + encoded_len_varint(len as u64) + len
@@ -203,6 +231,7 @@ fn put_bytes(buf: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
 }
 
 /// Appends one `LogGroup.logs` entry: `Log { Time, Contents, Time_ns }`.
+#[inline]
 fn encode_log(buf: &mut Vec<u8>, time: u32, time_ns: u32, fields: &[(&str, &[u8])]) {
     let contents: usize = fields.iter().map(|(k, v)| field_len(field_len(k.len()) + field_len(v.len()))).sum();
     let len = 1 + encoded_len_varint(u64::from(time)) + contents + 5;

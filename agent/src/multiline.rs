@@ -12,34 +12,28 @@ use crate::config::Multiline;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Cuts {
     text: Vec<u8>,
+    /// How much of `text` holds logs (a read buffer is longer than what was read).
+    len: usize,
     /// (start, length) in `text`, and the end offset in the file.
     cuts: Vec<(usize, usize, u64)>,
 }
 
 impl Cuts {
-    /// Cuts over `text` as it is (single lines are ranges of what was read: no copy).
-    pub fn over(text: Vec<u8>) -> Self {
-        Self { text, cuts: Vec::new() }
-    }
-
-    /// A log whose text is `text[start..start + len]`.
-    pub fn push_range(&mut self, start: usize, len: usize, end: u64) {
-        self.cuts.push((start, len, end));
+    /// Cuts that are ranges of `text[..len]`, a read buffer (single lines: no copy).
+    pub fn over(text: Vec<u8>, len: usize, cuts: Vec<(usize, usize, u64)>) -> Self {
+        Self { text, len, cuts }
     }
 
     pub fn push(&mut self, text: &[u8], end: u64) {
+        self.text.truncate(self.len);
         let start = self.text.len();
         self.text.extend_from_slice(text);
+        self.len = self.text.len();
         self.cuts.push((start, text.len(), end));
     }
 
     pub fn is_empty(&self) -> bool {
         self.cuts.is_empty()
-    }
-
-    /// The ranges alone (their buffer is being replaced).
-    pub fn into_ranges(self) -> Vec<(usize, usize, u64)> {
-        self.cuts
     }
 
     /// The buffer underneath, to be used again.
@@ -49,7 +43,7 @@ impl Cuts {
 
     /// Whether every log's text is valid UTF-8 (checked over the whole buffer at once).
     pub fn all_utf8(&self) -> bool {
-        std::str::from_utf8(&self.text).is_ok()
+        std::str::from_utf8(&self.text[..self.len]).is_ok()
     }
 
     /// Each log's text and end offset, in order.

@@ -67,7 +67,7 @@ pub fn start(
 ) -> anyhow::Result<Running> {
     let dir = settings.data_dir.join("pipelines").join(&pipeline.name);
     std::fs::create_dir_all(&dir)?;
-    let store = Store::new(&dir);
+    let mut store = Store::new(&dir);
     let (book, resumed) = match store.load()? {
         Some(book) => (book, true),
         None => (Book::default(), false),
@@ -144,12 +144,13 @@ fn collect(
             // Collection time, strictly increasing per file, so that time order is file order.
             let last = last_time.entry(read.id).or_insert(0);
             let utf8 = p.input.encoding == Encoding::Utf8 && read.cuts.all_utf8();
+            let mut lines = 0;
             for (text, end) in read.cuts.iter() {
                 if text.is_empty() {
                     batcher.advance(read.id, read.epoch, end);
                     continue;
                 }
-                PipelineMetrics::add(&metrics.lines_read, 1);
+                lines += 1;
                 *last = (*last + 1).max(wall);
                 let time = ((*last / 1_000_000_000) as u32, (*last % 1_000_000_000) as u32);
                 // Text as UTF-8: decoded (GBK), or with replacement characters where it is
@@ -189,6 +190,7 @@ fn collect(
                 let time = (log.time_secs, log.time_ns);
                 batcher.add(read.id, read.epoch, &read.path, &topic, end, time, &fields, now, &mut batches);
             }
+            PipelineMetrics::add(&metrics.lines_read, lines);
             tailer.recycle(read.cuts);
         }
         if topics.len() > 10_000 {

@@ -373,10 +373,12 @@ impl Tailer {
                 // The unfinished line from last time, then what is read now, in one buffer.
                 let want = (size - open.read).min(CHUNK) as usize;
                 let held = open.partial.len();
-                buf.clear();
-                buf.extend_from_slice(&open.partial);
-                buf.resize(held + want, 0);
-                let n = match open.file.read_at(&mut buf[held..], open.read) {
+                // The buffer keeps its length between reads: it is zeroed only when it grows.
+                if buf.len() < held + want {
+                    buf.resize(held + want, 0);
+                }
+                buf[..held].copy_from_slice(&open.partial);
+                let n = match open.file.read_at(&mut buf[held..held + want], open.read) {
                     Ok(n) => n,
                     Err(e) => {
                         tracing::warn!(path = %open.path, error = %e, "read failed");
@@ -393,31 +395,28 @@ impl Tailer {
                 let start = open.read - held as u64;
                 open.read += n as u64;
                 open.last_data = now;
-                buf.truncate(held + n);
+                let len = held + n;
                 let mut line_start = 0;
                 if self.input.multiline.is_none() {
-                    // One log per line: the lines are ranges of the buffer.
-                    for nl in memchr::memchr_iter(b'\n', &buf) {
-                        let len = trim_cr(&buf[line_start..nl]).len();
-                        cuts.push_range(line_start, len, start + nl as u64 + 1);
+                    // One log per line: the lines are ranges of the buffer, which goes out
+                    // with them (and comes back through `recycle`).
+                    let mut ranges = Vec::with_capacity(n / 64 + 1);
+                    for nl in memchr::memchr_iter(b'\n', &buf[..len]) {
+                        ranges.push((line_start, trim_cr(&buf[line_start..nl]).len(), start + nl as u64 + 1));
                         line_start = nl + 1;
                     }
                     open.partial.clear();
-                    open.partial.extend_from_slice(&buf[line_start..]);
-                    let ranges = std::mem::replace(&mut cuts, Cuts::over(std::mem::take(&mut buf)));
-                    // `cuts` now owns the buffer; the ranges go with it.
-                    for (s, l, e) in ranges.into_ranges() {
-                        cuts.push_range(s, l, e);
-                    }
-                    buf = self.spare.pop().unwrap_or_default();
+                    open.partial.extend_from_slice(&buf[line_start..len]);
+                    let next = self.spare.pop().unwrap_or_default();
+                    cuts = Cuts::over(std::mem::replace(&mut buf, next), len, ranges);
                 } else {
-                    for nl in memchr::memchr_iter(b'\n', &buf) {
+                    for nl in memchr::memchr_iter(b'\n', &buf[..len]) {
                         let line = trim_cr(&buf[line_start..nl]);
                         open.assembler.push(line, start + line_start as u64, start + nl as u64 + 1, &mut cuts);
                         line_start = nl + 1;
                     }
                     open.partial.clear();
-                    open.partial.extend_from_slice(&buf[line_start..]);
+                    open.partial.extend_from_slice(&buf[line_start..len]);
                 }
             } else if now.duration_since(open.last_data) >= flush_after {
                 // Nothing new for a while: an unfinished line or record is a log now.
@@ -437,9 +436,8 @@ impl Tailer {
 
     /// Takes back the buffer of cuts that were used.
     pub fn recycle(&mut self, cuts: Cuts) {
-        let mut text = cuts.into_text();
-        if self.spare.len() < 4 && text.capacity() >= 64 * 1024 {
-            text.clear();
+        let text = cuts.into_text();
+        if self.spare.len() < 4 && text.len() >= 64 * 1024 {
             self.spare.push(text);
         }
     }
