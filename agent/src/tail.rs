@@ -509,3 +509,123 @@ fn secs(t: SystemTime) -> f64 {
 pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Encoding;
+    use std::io::Write;
+
+    fn input(pattern: &Path, tail_kb: u64) -> FileInput {
+        FileInput {
+            file_paths: vec![pattern.display().to_string()],
+            max_dir_search_depth: 0,
+            exclude_file_paths: Vec::new(),
+            exclude_files: Vec::new(),
+            exclude_dirs: Vec::new(),
+            encoding: Encoding::Utf8,
+            tail_size_kb: tail_kb,
+            multiline: None,
+            flush_timeout_secs: 5,
+        }
+    }
+
+    /// One scan and one read: the logs cut, as text.
+    fn pass(t: &mut Tailer, now: Instant) -> Vec<String> {
+        t.scan(now);
+        let mut reads = Vec::new();
+        t.read(now, Duration::from_secs(5), &mut reads);
+        let mut out = Vec::new();
+        for r in reads {
+            out.extend(r.cuts.iter().map(|(text, _)| String::from_utf8(text.to_vec()).unwrap()));
+            t.recycle(r.cuts);
+        }
+        out
+    }
+
+    fn append(path: &Path, text: &str) {
+        std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap().write_all(text.as_bytes()).unwrap();
+    }
+
+    #[test]
+    fn partial_lines_wait_for_their_newline_or_the_flush_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("app.log");
+        let mut t = Tailer::new(input(&log, 1024), Arc::default(), false);
+        let now = Instant::now();
+        assert!(pass(&mut t, now).is_empty());
+        append(&log, "one\ntw");
+        assert_eq!(pass(&mut t, now), vec!["one"]);
+        append(&log, "o\r\nthr");
+        assert_eq!(pass(&mut t, now), vec!["two"], "\\r\\n endings lose the \\r");
+        assert!(pass(&mut t, now + Duration::from_secs(4)).is_empty());
+        assert_eq!(pass(&mut t, now + Duration::from_secs(6)), vec!["thr"], "flushed after FlushTimeoutSecs");
+    }
+
+    #[test]
+    fn at_first_start_old_content_is_skipped_as_logtail_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.log");
+        let lines: String = (0..3000).map(|i| format!("line {i:05}\n")).collect();
+        append(&big, &lines);
+        let stale = dir.path().join("stale.log");
+        append(&stale, "from yesterday\n");
+        let f = std::fs::OpenOptions::new().append(true).open(&stale).unwrap();
+        f.set_modified(SystemTime::now() - Duration::from_secs(13 * 3600)).unwrap();
+        let mut t = Tailer::new(input(&dir.path().join("*.log"), 1), Arc::default(), false);
+        let now = Instant::now();
+        let got = pass(&mut t, now);
+        // TailSizeKB 1: the last KB, from its first whole line; nothing of the stale file.
+        assert_eq!(got.last().map(String::as_str), Some("line 02999"));
+        assert!(got.len() < 100 && got.len() > 80, "{}", got.len());
+        // A file created later is read from its start; the stale one when it is written to.
+        append(&dir.path().join("new.log"), "a\nb\n");
+        append(&stale, "today\n");
+        let mut later = pass(&mut t, now);
+        later.sort();
+        assert_eq!(later, vec!["a", "b", "today"]);
+    }
+
+    #[test]
+    fn a_copytruncate_copy_continues_where_the_original_was_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("app.log");
+        append(&log, "1\n2\n");
+        let mut t = Tailer::new(input(&log, 1024), Arc::default(), false);
+        let now = Instant::now();
+        assert_eq!(pass(&mut t, now), vec!["1", "2"]);
+        // Written, then copied away and truncated before the agent read it.
+        append(&log, "3\n4\n");
+        std::fs::copy(&log, dir.path().join("app.log.1")).unwrap();
+        std::fs::OpenOptions::new().write(true).open(&log).unwrap().set_len(0).unwrap();
+        append(&log, "5\n");
+        let mut got = pass(&mut t, now);
+        got.extend(pass(&mut t, now));
+        got.sort();
+        assert_eq!(got, vec!["3", "4", "5"], "the copy's new lines once, the new content once");
+        assert!(pass(&mut t, now).is_empty());
+    }
+
+    #[test]
+    fn a_restart_resumes_at_the_acknowledged_offset_and_reads_missed_rotations() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("app.log");
+        append(&log, "1\n2\n");
+        let book: Arc<Mutex<Book>> = Arc::default();
+        let mut t = Tailer::new(input(&log, 1024), book.clone(), false);
+        let now = Instant::now();
+        assert_eq!(pass(&mut t, now), vec!["1", "2"]);
+        let id = lock(&book).files[0].id;
+        assert!(lock(&book).ack(id, 0, 2), "only the first line was acknowledged");
+        drop(t);
+        // While stopped: more lines, a rotation, a new file.
+        append(&log, "3\n");
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::rename(&log, dir.path().join("app.log.1")).unwrap();
+        append(&log, "4\n");
+        let mut t = Tailer::new(input(&log, 1024), book, true);
+        let mut got = pass(&mut t, now);
+        got.sort();
+        assert_eq!(got, vec!["2", "3", "4"], "from the acknowledged offset, nothing lost");
+    }
+}

@@ -312,7 +312,10 @@ fn parsed_fields_come_back_as_fields() {
         "processors:\n  - Type: processor_parse_regex_native\n    SourceKey: content\n    \
          Regex: (\\S+ \\S+) (\\w+) \\[(\\w+)\\] (\\S+) - ([\\s\\S]*)\n    Keys: [time, level, thread, logger, message]\n",
     );
-    std::fs::write(s.path("conf/java.yaml"), no_region(yaml)).unwrap();
+    // With a shard hash key: sent to /shards/route?key=.
+    let yaml =
+        no_region(yaml).replace("    TelemetryType: logs\n", "    TelemetryType: logs\n    ShardHashKeys: [level]\n");
+    std::fs::write(s.path("conf/java.yaml"), yaml).unwrap();
 
     std::fs::write(
         s.path("logs/events.json"),
@@ -325,7 +328,16 @@ fn parsed_fields_come_back_as_fields() {
         "",
         "processors:\n  - Type: processor_parse_json_native\n    SourceKey: content\n",
     );
-    std::fs::write(s.path("conf/json.yaml"), no_region(yaml)).unwrap();
+    // zstd instead of lz4.
+    let yaml =
+        no_region(yaml).replace("    TelemetryType: logs\n", "    TelemetryType: logs\n    CompressType: zstd\n");
+    std::fs::write(s.path("conf/json.yaml"), yaml).unwrap();
+
+    // A GBK file ("订单已支付 paid", GBK-encoded): stored as UTF-8.
+    let gbk: &[u8] = &[0xB6, 0xA9, 0xB5, 0xA5, 0xD2, 0xD1, 0xD6, 0xA7, 0xB8, 0xB6, b' ', b'p', b'a', b'i', b'd', b'\n'];
+    std::fs::write(s.path("logs/legacy.log"), gbk).unwrap();
+    let yaml = pipeline_yaml(&s.path("logs/legacy.log").display().to_string(), port, "    FileEncoding: gbk\n", "");
+    std::fs::write(s.path("conf/gbk.yaml"), yaml).unwrap();
 
     // The access log config as LoongCollector's documentation gives it, unchanged.
     std::fs::write(
@@ -391,7 +403,9 @@ flushers:
         let statuses = wide("status: 404 and method: GET");
         let pro = wide("event: signup and user: ann");
         let infos = wide("level: INFO");
-        if errors.len() == 1 && statuses.len() == 1 && pro.len() == 1 && infos.len() == 1 {
+        let legacy = wide("paid");
+        if errors.len() == 1 && statuses.len() == 1 && pro.len() == 1 && infos.len() == 1 && legacy.len() == 1 {
+            assert_eq!(legacy[0]["content"], "订单已支付 paid");
             assert_eq!(statuses[0]["url"], "/index.html");
             assert_eq!(statuses[0]["browser"], "curl/8.5.0");
             // 10:43:31 at GMT+08:00.
@@ -412,7 +426,7 @@ flushers:
     assert_eq!(errors[0]["__tag__:__path__"], s.path("logs/java.log").display().to_string());
     note(
         "parsing: a 4-line Java stack trace as one log with level, thread, logger and message; JSON lines \
-         as fields; the LoongCollector access-log config unchanged, found by `status: 404 and method: GET` \
+         as fields (zstd); a GBK file as UTF-8; the LoongCollector access-log config unchanged, found by `status: 404 and method: GET` \
          with __time__ from its own time field",
     );
 }
