@@ -131,6 +131,58 @@ impl Batcher {
         }
     }
 
+    /// Adds a run of single-line logs of one file (field `content`, no processors, no hash
+    /// key): [`Batcher::add`] with the group looked up once per run rather than per log.
+    /// `clock` gives each log its time.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_lines<'t>(
+        &mut self,
+        file: FileId,
+        epoch: u32,
+        path: &Arc<str>,
+        topic: &str,
+        lines: impl Iterator<Item = (&'t [u8], u64)>,
+        mut clock: impl FnMut() -> (u32, u32),
+        now: Instant,
+        out: &mut Vec<Batch>,
+    ) {
+        let mut lines = lines.peekable();
+        while let Some(&(first, first_end)) = lines.peek() {
+            if first.is_empty() {
+                self.advance(file, epoch, first_end);
+                lines.next();
+                continue;
+            }
+            // Opens the group (or closes one of another epoch) through the general path.
+            if !self.open.get(&file).is_some_and(|o| o.epoch == epoch && o.hash_key.is_none()) {
+                lines.next();
+                self.add(file, epoch, path, topic, first_end, clock(), &[("content", first)], now, out);
+                continue;
+            }
+            let (min_bytes, min_count) = (self.limits.min_bytes, self.limits.min_count as u64);
+            let Some(open) = self.open.get_mut(&file) else { return };
+            let mut full = false;
+            for (text, end) in lines.by_ref() {
+                if text.is_empty() {
+                    open.end = open.end.max(end);
+                    continue;
+                }
+                let (secs, ns) = clock();
+                open.bytes += CONTENT.len() + text.len();
+                open.end = open.end.max(end);
+                open.lines += 1;
+                encode_log(&mut open.encoded, secs, ns, &[(CONTENT, text)]);
+                if open.bytes >= min_bytes || open.lines >= min_count {
+                    full = true;
+                    break;
+                }
+            }
+            if full {
+                out.extend(self.close(file));
+            }
+        }
+    }
+
     /// A file's `__pack_id__` context and next sequence number.
     fn pack(&mut self, file: FileId, path: &str) -> (u64, u64) {
         *self.packs.entry(file).or_insert_with(|| {
@@ -204,6 +256,9 @@ impl Batcher {
         })
     }
 }
+
+/// The field a line is sent in when no processor parsed it.
+pub const CONTENT: &str = "content";
 
 /// A varint, written with one bounds check.
 #[inline]
@@ -350,5 +405,40 @@ mod tests {
         assert_eq!(decoded, expected);
         assert_eq!(out[0].group, expected.encode_to_vec());
         assert_eq!(decoded.log_tags[1], LogTag { key: "__path__".into(), value: "/p".into() });
+    }
+
+    /// A run of lines gives the very groups that adding them one by one gives.
+    #[test]
+    fn runs_of_lines_make_the_same_groups() {
+        let limits = BatchLimits { min_bytes: 1 << 20, min_count: 3, timeout_secs: 3 };
+        let file = FileId { dev: 1, ino: 9 };
+        let path: Arc<str> = "/r".into();
+        let now = Instant::now();
+        let lines: Vec<(Vec<u8>, u64)> =
+            (0..8u64).map(|i| (if i == 4 { Vec::new() } else { format!("l{i}").into_bytes() }, i * 10 + 10)).collect();
+        let mut one = Batcher::new(limits, identity(), Vec::new());
+        let mut by_one = Vec::new();
+        let mut t = 0;
+        for (text, end) in &lines {
+            if text.is_empty() {
+                one.advance(file, 0, *end);
+                continue;
+            }
+            t += 1;
+            one.add(file, 0, &path, "", *end, (t, 0), &[(CONTENT, text)], now, &mut by_one);
+        }
+        one.drain(&mut by_one);
+        let mut run = Batcher::new(limits, identity(), Vec::new());
+        let mut by_run = Vec::new();
+        let mut t = 0;
+        let clock = || {
+            t += 1;
+            (t, 0)
+        };
+        run.add_lines(file, 0, &path, "", lines.iter().map(|(l, e)| (l.as_slice(), *e)), clock, now, &mut by_run);
+        run.drain(&mut by_run);
+        let summary = |b: &[Batch]| b.iter().map(|b| (b.end, b.lines, b.group.clone())).collect::<Vec<_>>();
+        assert_eq!(summary(&by_run), summary(&by_one));
+        assert_eq!(by_run.len(), 3);
     }
 }

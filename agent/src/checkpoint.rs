@@ -3,9 +3,9 @@
 //!
 //! A file is its (device, inode) plus a signature of its first bytes, so that a reused
 //! inode or a truncated file is not taken for the one that was read. The book is written
-//! atomically (temporary file, fsync, rename, fsync of the directory) each time the
-//! sender has acknowledgements to record, never on a timer, so after a crash at most the
-//! batches in flight are sent again.
+//! (to one of two slots in turn, checksummed, synced: [`Store`]) each time the sender has
+//! acknowledgements to record, never on a timer, so after a crash at most the batches in
+//! flight are sent again.
 
 use std::collections::HashMap;
 use std::io::Write;
