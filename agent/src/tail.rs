@@ -230,6 +230,16 @@ impl Tailer {
                 // A copy of a file still being read, not yet truncated: wait and see.
                 continue;
             }
+            if !c.primary
+                && head.len() < SIGNATURE_BYTES
+                && self.open.values().any(|o| o.read > 0 && read_head_of(&o.file, head.len() as u64) == head)
+            {
+                // A rotated name that may be a copy still being written (copytruncate
+                // copies, then truncates): too short to tell yet; looked at again at the
+                // next scan. (A configured name is never put off: a file created under it
+                // may be gone by the next scan.)
+                continue;
+            }
             let modified = secs(c.modified);
             let stale = started.duration_since(c.modified).is_ok_and(|age| age > STALE);
             let offset = if c.primary {
@@ -627,5 +637,33 @@ mod tests {
         let mut got = pass(&mut t, now);
         got.sort();
         assert_eq!(got, vec!["2", "3", "4"], "from the acknowledged offset, nothing lost");
+    }
+
+    /// Regression: a copy seen while `copytruncate` was still writing it (empty, or shorter
+    /// than a signature) was taken for a new rotated file and read whole, twice over.
+    #[test]
+    fn a_copy_seen_half_written_is_not_read_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("app.log");
+        let lines: String = (0..200).map(|i| format!("line {i:04}\n")).collect();
+        append(&log, &lines);
+        let mut t = Tailer::new(input(&log, 1024), Arc::default(), false);
+        let now = Instant::now();
+        assert_eq!(pass(&mut t, now).len(), 200);
+        append(&log, "late 1\nlate 2\n");
+        // The copy exists but holds only its first bytes when the agent looks.
+        let copy = dir.path().join("app.log.1");
+        let whole = std::fs::read(&log).unwrap();
+        std::fs::write(&copy, &whole[..10]).unwrap();
+        assert_eq!(pass(&mut t, now), vec!["late 1", "late 2"]);
+        std::fs::write(&copy, "").unwrap();
+        assert!(pass(&mut t, now).is_empty());
+        // Then it is written whole and the original truncated.
+        std::fs::write(&copy, &whole).unwrap();
+        std::fs::OpenOptions::new().write(true).open(&log).unwrap().set_len(0).unwrap();
+        append(&log, "after\n");
+        let mut got = pass(&mut t, now);
+        got.extend(pass(&mut t, now));
+        assert_eq!(got, vec!["after"], "nothing of the copy again");
     }
 }
