@@ -54,6 +54,17 @@ struct Open {
     seq: u64,
 }
 
+impl Open {
+    /// Appends a log; whether the group is now full.
+    fn push(&mut self, limits: &BatchLimits, (secs, ns): (u32, u32), fields: &[(&str, &[u8])], end: u64) -> bool {
+        self.bytes += fields.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+        self.end = self.end.max(end);
+        self.lines += 1;
+        encode_log(&mut self.encoded, secs, ns, fields);
+        self.bytes >= limits.min_bytes || self.lines >= limits.min_count as u64
+    }
+}
+
 #[derive(Debug)]
 pub struct Batcher {
     limits: BatchLimits,
@@ -85,24 +96,8 @@ impl Batcher {
         out: &mut Vec<Batch>,
     ) {
         let hash_key = (!self.shard_hash_keys.is_empty()).then(|| hash_key(&self.shard_hash_keys, fields));
-        let same = |o: &Open| o.epoch == epoch && o.hash_key == hash_key;
-        // The common case first: the file's group is open and takes this log.
-        if let Some(open) = self.open.get_mut(&file)
-            && same(open)
-        {
-            open.bytes += fields.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
-            open.end = open.end.max(end);
-            open.lines += 1;
-            encode_log(&mut open.encoded, time_secs, time_ns, fields);
-            if open.bytes >= self.limits.min_bytes || open.lines >= self.limits.min_count as u64 {
-                out.extend(self.close(file));
-            }
-            return;
-        }
-        if self.open.get(&file).is_some_and(|o| !same(o)) {
+        if !self.open.get(&file).is_some_and(|o| o.epoch == epoch && o.hash_key == hash_key) {
             out.extend(self.close(file));
-        }
-        if !self.open.contains_key(&file) {
             let (context, seq) = self.pack(file, path);
             // Room for the logs and their protobuf framing, so the buffer is not grown.
             let capacity = self.limits.min_bytes.min(4 << 20) * 5 / 4 + 64 * 1024;
@@ -121,12 +116,8 @@ impl Batcher {
             };
             self.open.insert(file, open);
         }
-        let Some(open) = self.open.get_mut(&file) else { return };
-        open.bytes += fields.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
-        open.end = open.end.max(end);
-        open.lines += 1;
-        encode_log(&mut open.encoded, time_secs, time_ns, fields);
-        if open.bytes >= self.limits.min_bytes || open.lines >= self.limits.min_count as u64 {
+        let limits = self.limits;
+        if self.open.get_mut(&file).is_some_and(|open| open.push(&limits, (time_secs, time_ns), fields, end)) {
             out.extend(self.close(file));
         }
     }
@@ -159,20 +150,13 @@ impl Batcher {
                 self.add(file, epoch, path, topic, first_end, clock(), &[("content", first)], now, out);
                 continue;
             }
-            let (min_bytes, min_count) = (self.limits.min_bytes, self.limits.min_count as u64);
+            let limits = self.limits;
             let Some(open) = self.open.get_mut(&file) else { return };
             let mut full = false;
             for (text, end) in lines.by_ref() {
                 if text.is_empty() {
                     open.end = open.end.max(end);
-                    continue;
-                }
-                let (secs, ns) = clock();
-                open.bytes += CONTENT.len() + text.len();
-                open.end = open.end.max(end);
-                open.lines += 1;
-                encode_log(&mut open.encoded, secs, ns, &[(CONTENT, text)]);
-                if open.bytes >= min_bytes || open.lines >= min_count {
+                } else if open.push(&limits, clock(), &[(CONTENT, text)], end) {
                     full = true;
                     break;
                 }

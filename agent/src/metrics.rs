@@ -62,38 +62,31 @@ impl Registry {
     pub fn render(&self, cpu_seconds: f64, rss_bytes: u64) -> String {
         let mut out = String::new();
         let all = lock(&self.pipelines);
-        let counters: [(&str, &str, Field); 11] = [
-            ("lines_read_total", "lines read from files", |m| &m.lines_read),
-            ("bytes_read_total", "bytes read from files", |m| &m.bytes_read),
-            ("logs_sent_total", "logs the receiver accepted", |m| &m.logs_sent),
-            ("bytes_sent_total", "compressed bytes the receiver accepted", |m| &m.bytes_sent),
-            ("batches_sent_total", "batches the receiver accepted", |m| &m.batches_sent),
-            ("batches_retried_total", "sends that failed and were tried again", |m| &m.batches_retried),
-            ("batches_buffered_total", "batches written to the disk buffer", |m| &m.batches_buffered),
-            ("batches_replayed_total", "batches sent from the disk buffer", |m| &m.batches_replayed),
-            ("batches_refused_total", "batches the receiver refused for good (kept on disk)", |m| &m.batches_refused),
-            ("parse_failures_total", "processor parse failures", |m| &m.parse_failures),
-            ("logs_discarded_total", "logs left with no fields after processing, not sent", |m| &m.logs_discarded),
+        let metrics: [(&str, &str, &str, Field); 15] = [
+            ("lines_read_total", "counter", "lines read from files", |m| &m.lines_read),
+            ("bytes_read_total", "counter", "bytes read from files", |m| &m.bytes_read),
+            ("logs_sent_total", "counter", "logs the receiver accepted", |m| &m.logs_sent),
+            ("bytes_sent_total", "counter", "compressed bytes the receiver accepted", |m| &m.bytes_sent),
+            ("batches_sent_total", "counter", "batches the receiver accepted", |m| &m.batches_sent),
+            ("batches_retried_total", "counter", "sends that failed and were tried again", |m| &m.batches_retried),
+            ("batches_buffered_total", "counter", "batches written to the disk buffer", |m| &m.batches_buffered),
+            ("batches_replayed_total", "counter", "batches sent from the disk buffer", |m| &m.batches_replayed),
+            ("batches_refused_total", "counter", "batches the receiver refused for good (kept on disk)", |m| {
+                &m.batches_refused
+            }),
+            ("parse_failures_total", "counter", "processor parse failures", |m| &m.parse_failures),
+            ("logs_discarded_total", "counter", "logs left with no fields after processing, not sent", |m| {
+                &m.logs_discarded
+            }),
+            ("files_open", "gauge", "files being followed", |m| &m.files_open),
+            ("buffer_bytes", "gauge", "bytes in the disk buffer", |m| &m.buffer_bytes),
+            ("buffer_batches", "gauge", "batches in the disk buffer", |m| &m.buffer_batches),
+            ("reading_paused", "gauge", "1 while reading waits for the sender (buffer full or limits)", |m| {
+                &m.reading_paused
+            }),
         ];
-        for (name, help, get) in counters {
-            let _ = writeln!(out, "# HELP sluice_agent_{name} {help}\n# TYPE sluice_agent_{name} counter");
-            for (pipeline, m) in all.iter() {
-                let _ = writeln!(
-                    out,
-                    "sluice_agent_{name}{{pipeline=\"{}\"}} {}",
-                    escape(pipeline),
-                    get(m).load(Ordering::Relaxed)
-                );
-            }
-        }
-        let gauges: [(&str, &str, Field); 4] = [
-            ("files_open", "files being followed", |m| &m.files_open),
-            ("buffer_bytes", "bytes in the disk buffer", |m| &m.buffer_bytes),
-            ("buffer_batches", "batches in the disk buffer", |m| &m.buffer_batches),
-            ("reading_paused", "1 while reading waits for the sender (buffer full or limits)", |m| &m.reading_paused),
-        ];
-        for (name, help, get) in gauges {
-            let _ = writeln!(out, "# HELP sluice_agent_{name} {help}\n# TYPE sluice_agent_{name} gauge");
+        for (name, kind, help, get) in metrics {
+            let _ = writeln!(out, "# HELP sluice_agent_{name} {help}\n# TYPE sluice_agent_{name} {kind}");
             for (pipeline, m) in all.iter() {
                 let _ = writeln!(
                     out,
