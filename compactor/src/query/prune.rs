@@ -278,8 +278,12 @@ mod tests {
         (with, without, (stats.row_groups_pruned_by_index, stats.slices_pruned_by_index))
     }
 
+    /// Yesterday's midnight (UTC). Raw batches are received now, so a fixed date would
+    /// move the logs from day to month to year partitions as the calendar moves on, and
+    /// a test's logs would one day straddle two partitions.
     fn start_ns() -> i64 {
-        1_764_460_800 * SECOND
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+        (i64::try_from(now.as_secs()).unwrap() / 86_400 - 1) * 86_400 * SECOND
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
