@@ -133,9 +133,14 @@ impl Book {
 #[derive(Debug)]
 pub struct Store {
     slots: [PathBuf; 2],
-    open: [Option<std::fs::File>; 2],
+    /// Each slot's file, once opened, and its length.
+    open: [Option<(std::fs::File, u64)>; 2],
     seq: u64,
 }
+
+/// A slot keeps stale bytes after its frame up to this many (the frame says its own
+/// length); truncating on every save cost as much CPU as the write.
+const STALE_TAIL: u64 = 64 * 1024;
 
 impl Store {
     pub fn new(dir: &Path) -> Self {
@@ -180,16 +185,23 @@ impl Store {
             }
             let file =
                 std::fs::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&self.slots[i])?;
-            self.open[i] = Some(file);
+            let len = file.metadata()?.len();
+            self.open[i] = Some((file, len));
         }
-        let file = self.open[i].as_ref().expect("opened above");
+        let (file, len) = self.open[i].as_mut().expect("opened above");
         let mut framed = Vec::with_capacity(json.len() + 20);
         framed.extend_from_slice(&(json.len() as u32).to_le_bytes());
         framed.extend_from_slice(&seq.to_le_bytes());
         framed.extend_from_slice(&XxHash3_64::oneshot(&json).to_le_bytes());
         framed.extend_from_slice(&json);
         std::os::unix::fs::FileExt::write_all_at(file, &framed, 0)?;
-        file.set_len(framed.len() as u64)?;
+        let framed_len = framed.len() as u64;
+        *len = if *len > framed_len + STALE_TAIL {
+            file.set_len(framed_len)?;
+            framed_len
+        } else {
+            (*len).max(framed_len)
+        };
         file.sync_data()?;
         self.seq = seq;
         Ok(())
@@ -265,6 +277,36 @@ mod tests {
         assert_eq!(again.load().unwrap().unwrap().files[0].acked, 30);
         again.save(&book).unwrap();
         assert_eq!(Store::new(dir.path()).load().unwrap().unwrap().files[0].acked, 40);
+    }
+
+    /// A slot written shorter than before keeps the old tail (up to [`STALE_TAIL`]) after
+    /// its frame, which loading ignores; a much shorter one is cut.
+    #[test]
+    fn a_shorter_save_ignores_or_cuts_the_old_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::new(dir.path());
+        let mut book = Book::default();
+        for ino in 0..5000 {
+            book.upsert(entry(ino, 10));
+        }
+        store.save(&book).unwrap();
+        store.save(&book).unwrap();
+        let big = std::fs::metadata(dir.path().join("checkpoint.0")).unwrap().len();
+        assert!(big > STALE_TAIL, "{big}");
+        for ino in 1..5000 {
+            book.remove(FileId { dev: 1, ino });
+        }
+        store.save(&book).unwrap();
+        assert!(std::fs::metadata(dir.path().join("checkpoint.1")).unwrap().len() < 1000, "cut");
+        book.ack(FileId { dev: 1, ino: 0 }, 0, 70);
+        store.save(&book).unwrap();
+        let empty = Book { files: Vec::new(), ..book.clone() };
+        store.save(&empty).unwrap();
+        let slot = std::fs::read(dir.path().join("checkpoint.1")).unwrap();
+        assert!(unframe(&slot).unwrap().1.len() + 20 < slot.len(), "the old tail stays");
+        assert!(Store::new(dir.path()).load().unwrap().unwrap().files.is_empty());
+        store.save(&book).unwrap();
+        assert_eq!(Store::new(dir.path()).load().unwrap().unwrap().files, book.files);
     }
 
     /// A write cut short (a crash, a power cut) damages one slot: the other is used.
