@@ -75,7 +75,7 @@ pub fn start(
     let book = Arc::new(Mutex::new(book));
     let spool = Spool::open(&dir.join("buffer"), settings.buffer_max_bytes)?;
     let refused = Spool::open(&dir.join("refused"), u64::MAX)?;
-    let (tx, rx) = mpsc::channel(4);
+    let (tx, rx) = mpsc::channel(2);
     let stop = Arc::new(AtomicBool::new(false));
 
     let sender = Sender {
@@ -253,7 +253,9 @@ struct Sender {
     max_in_flight: usize,
 }
 
-const QUEUE: usize = 8;
+/// Batches the sender holds beyond those in flight. Few: the files are the buffer, and
+/// a slow receiver should stop reading rather than fill memory.
+const QUEUE: usize = 4;
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 const BLOCKED_RETRY: Duration = Duration::from_secs(30);
 

@@ -447,7 +447,7 @@ impl Tailer {
     /// Takes back the buffer of cuts that were used.
     pub fn recycle(&mut self, cuts: Cuts) {
         let text = cuts.into_text();
-        if self.spare.len() < 4 && text.len() >= 64 * 1024 {
+        if self.spare.len() < 2 && text.len() >= 64 * 1024 {
             self.spare.push(text);
         }
     }

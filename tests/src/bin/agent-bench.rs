@@ -10,7 +10,8 @@
 //!   speed. The floor is this process reading the same file in 1 MiB chunks and
 //!   lz4-compressing them: the least any agent must do with these bytes.
 //! - **Steady 10 MB/s**: lines are appended at 10 MB/s for 30 s while the agent follows
-//!   them; its CPU share (cores) and resident memory over the last 25 s.
+//!   them (30 s by default, or the second argument); its CPU share (cores) and resident
+//!   memory after the first 5 s.
 //!
 //! Published anchors (their own runs, other machines): LoongCollector 3.4% of a core and
 //! 29 MB at 10 MB/s, 546 MB/s at most; Vector 35.8% and 38 MB/s; Fluent Bit 12.3% and
@@ -88,6 +89,7 @@ fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
 
 fn main() {
     let size_mb: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(256);
+    let steady_secs: u32 = std::env::args().nth(2).and_then(|a| a.parse().ok()).unwrap_or(30);
     let dir = tempfile::tempdir().expect("tempdir");
     for d in ["logs", "conf", "agent", "data", "conf2", "agent2"] {
         std::fs::create_dir_all(dir.path().join(d)).expect("dirs");
@@ -128,7 +130,7 @@ fn main() {
     let (mut i, mut sent_bytes) = (0u64, 0u64);
     let start = Instant::now();
     let (mut cpu_at_5, mut max_rss) = (None, 0f64);
-    for tick in 0..300u32 {
+    for tick in 0..steady_secs * 10 {
         let mut chunk = String::with_capacity(per_tick as usize + 200);
         while (chunk.len() as u64) < per_tick {
             chunk.push_str(&line(i));
@@ -166,11 +168,11 @@ fn main() {
         per_core / floor_mbs
     );
     println!(
-        "| steady {rate:.1} MB/s for 30 s | {:.1}% of a core, {:.0} MB resident | {:.1}% of a core | |",
+        "| steady {rate:.1} MB/s for {steady_secs} s | {:.2}% of a core, {:.0} MB resident | {:.1}% of a core | |",
         steady_cores * 100.0,
         max_rss / MB,
         rate / floor_mbs * 100.0
     );
     println!();
-    println!("bulk run peak resident memory: {:.0} MB", rss / MB);
+    println!("resident memory at the end of the bulk run: {:.0} MB", rss / MB);
 }
