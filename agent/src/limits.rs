@@ -23,24 +23,50 @@ pub struct Limits {
 #[derive(Debug)]
 pub struct Governor {
     limits: Limits,
-    cpu: Mutex<(Instant, f64)>,
+    /// CPU seconds owed, and the process's CPU time when it was last looked at.
+    cpu: Mutex<(Bucket, f64)>,
     /// When memory was last looked at.
     memory: Mutex<Instant>,
-    bucket: Mutex<(Instant, f64)>,
+    bandwidth: Mutex<Bucket>,
     registry: std::sync::Arc<Registry>,
 }
 
 /// How often CPU use is measured.
 const WINDOW: Duration = Duration::from_millis(250);
+/// The longest one sleep for the CPU limit; what is still owed is slept off next time.
+const LONGEST_SLEEP: Duration = Duration::from_secs(2);
+
+/// A debt paid back at `rate` a second, with at most a second's worth of credit: the CPU
+/// limit (in CPU seconds) and the bandwidth limit (in bytes) alike. The debt outlives a
+/// wait cut short, so the long-run average stays at the rate.
+#[derive(Debug)]
+struct Bucket {
+    at: Instant,
+    debt: f64,
+    rate: f64,
+}
+
+impl Bucket {
+    fn new(rate: f64) -> Self {
+        Self { at: Instant::now(), debt: 0.0, rate }
+    }
+
+    /// Adds `spent` at `now`; how long to wait until the debt is paid.
+    fn charge(&mut self, now: Instant, spent: f64) -> Duration {
+        let paid = now.saturating_duration_since(self.at).as_secs_f64() * self.rate;
+        self.debt = (self.debt - paid).max(-self.rate) + spent;
+        self.at = now;
+        if self.debt > 0.0 { Duration::from_secs_f64(self.debt / self.rate) } else { Duration::ZERO }
+    }
+}
 
 impl Governor {
     pub fn new(limits: Limits, registry: std::sync::Arc<Registry>) -> Self {
-        let now = Instant::now();
         Self {
             limits,
-            cpu: Mutex::new((now, process_usage().0)),
-            memory: Mutex::new(now),
-            bucket: Mutex::new((now, 0.0)),
+            cpu: Mutex::new((Bucket::new(limits.cpu_cores), process_usage().0)),
+            memory: Mutex::new(Instant::now()),
+            bandwidth: Mutex::new(Bucket::new(limits.bytes_per_sec as f64)),
             registry,
         }
     }
@@ -52,19 +78,14 @@ impl Governor {
         if self.limits.cpu_cores > 0.0 {
             let sleep = {
                 let mut cpu = lock(&self.cpu);
-                let elapsed = cpu.0.elapsed();
-                if elapsed < WINDOW {
+                let now = Instant::now();
+                if now.saturating_duration_since(cpu.0.at) < WINDOW {
                     Duration::ZERO
                 } else {
                     let used = process_usage().0;
-                    let rate = (used - cpu.1) / elapsed.as_secs_f64();
-                    *cpu = (Instant::now(), used);
-                    if rate > self.limits.cpu_cores {
-                        // Sleep long enough that the window's average comes down to the limit.
-                        elapsed.mul_f64(rate / self.limits.cpu_cores - 1.0).min(Duration::from_secs(2))
-                    } else {
-                        Duration::ZERO
-                    }
+                    let spent = used - cpu.1;
+                    cpu.1 = used;
+                    cpu.0.charge(now, spent).min(LONGEST_SLEEP)
                 }
             };
             if !sleep.is_zero() {
@@ -85,6 +106,7 @@ impl Governor {
             while process_usage().1 > self.limits.memory_bytes && waited < 50 {
                 PipelineMetrics::set(&metrics.reading_paused, 1);
                 std::thread::sleep(Duration::from_millis(100));
+                self.registry.memory_throttled_ms.fetch_add(100, Ordering::Relaxed);
                 waited += 1;
             }
             PipelineMetrics::set(&metrics.reading_paused, 0);
@@ -96,17 +118,9 @@ impl Governor {
         if self.limits.bytes_per_sec == 0 {
             return;
         }
-        let wait = {
-            let mut b = lock(&self.bucket);
-            let rate = self.limits.bytes_per_sec as f64;
-            // The debt, paid back at `rate`; at most a second of credit is kept.
-            let now = Instant::now();
-            let paid = now.duration_since(b.0).as_secs_f64() * rate;
-            b.1 = (b.1 - paid).max(-rate) + bytes as f64;
-            b.0 = now;
-            if b.1 > 0.0 { Duration::from_secs_f64(b.1 / rate) } else { Duration::ZERO }
-        };
+        let wait = lock(&self.bandwidth).charge(Instant::now(), bytes as f64);
         if !wait.is_zero() {
+            self.registry.bandwidth_throttled_ms.fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
             tokio::time::sleep(wait).await;
         }
     }
@@ -129,5 +143,23 @@ mod tests {
         }
         g.bandwidth(1_000_000).await;
         assert!(start.elapsed() >= Duration::from_millis(200), "{:?}", start.elapsed());
+    }
+
+    /// A wait cut short leaves its rest owed: the average stays at the rate however the
+    /// waits are cut, and idle time earns at most a second of credit.
+    #[test]
+    fn a_debt_outlives_a_shortened_wait() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut cpu = Bucket { at: t0, debt: 0.0, rate: 0.1 };
+        // A quarter second of a whole core, at a tenth of a core: 2.25 s to pay back.
+        assert_eq!(cpu.charge(at(250), 0.25), Duration::from_millis(2250));
+        // Slept 2 s of it (the longest sleep): a quarter second is still owed.
+        let rest = cpu.charge(at(2250), 0.0);
+        assert!((rest.as_secs_f64() - 0.25).abs() < 1e-9, "{rest:?}");
+        // An idle minute earns one second's worth, not sixty.
+        assert_eq!(cpu.charge(at(62_250), 0.0), Duration::ZERO);
+        assert_eq!(cpu.charge(at(62_250), 0.1), Duration::ZERO);
+        assert!(cpu.charge(at(62_250), 0.01) > Duration::ZERO);
     }
 }

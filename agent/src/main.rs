@@ -44,6 +44,7 @@ use crate::pipeline::{Running, Settings};
 #[command(
     name = "sluice-agent",
     version,
+    args_override_self = true,
     about = "Tails log files as LoongCollector pipelines say and sends them to Sluice (SLS PutLogs)"
 )]
 struct Cli {
@@ -211,8 +212,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             running.iter().filter(|(p, (text, _))| current.get(*p) != Some(text)).map(|(p, _)| p.clone()).collect();
         for p in stale {
             if let Some((_, r)) = running.remove(&p) {
-                tracing::info!(pipeline = %r.name, "config changed or removed; stopping the pipeline");
+                let name = r.name.clone();
+                tracing::info!(pipeline = %name, "config changed or removed; stopping the pipeline");
                 r.stop().await;
+                tracing::info!(pipeline = %name, "pipeline stopped");
             }
         }
         for (path, text) in &current {

@@ -43,7 +43,11 @@ impl PipelineMetrics {
 #[derive(Debug, Default)]
 pub struct Registry {
     pipelines: Mutex<Vec<(String, Arc<PipelineMetrics>)>>,
+    /// Time spent inside the limits: reading slept off CPU, reading waited for memory,
+    /// sends waited for bandwidth.
     pub cpu_throttled_ms: AtomicU64,
+    pub memory_throttled_ms: AtomicU64,
+    pub bandwidth_throttled_ms: AtomicU64,
 }
 
 impl Registry {
@@ -111,25 +115,33 @@ impl Registry {
                 );
             }
         }
-        let _ = writeln!(
-            out,
-            "# HELP sluice_agent_cpu_seconds_total CPU time of the agent\n# TYPE sluice_agent_cpu_seconds_total counter"
-        );
-        let _ = writeln!(out, "sluice_agent_cpu_seconds_total {cpu_seconds:.3}");
-        let _ = writeln!(
-            out,
-            "# HELP sluice_agent_resident_memory_bytes resident memory of the agent\n# TYPE sluice_agent_resident_memory_bytes gauge"
-        );
-        let _ = writeln!(out, "sluice_agent_resident_memory_bytes {rss_bytes}");
-        let _ = writeln!(
-            out,
-            "# HELP sluice_agent_cpu_throttled_seconds_total time reading slept to stay inside the CPU limit\n# TYPE sluice_agent_cpu_throttled_seconds_total counter"
-        );
-        let _ = writeln!(
-            out,
-            "sluice_agent_cpu_throttled_seconds_total {:.3}",
-            self.cpu_throttled_ms.load(Ordering::Relaxed) as f64 / 1000.0
-        );
+        let seconds = |ms: &AtomicU64| format!("{:.3}", ms.load(Ordering::Relaxed) as f64 / 1000.0);
+        let process = [
+            ("cpu_seconds_total", "counter", "CPU time of the agent", format!("{cpu_seconds:.3}")),
+            ("resident_memory_bytes", "gauge", "resident memory of the agent", rss_bytes.to_string()),
+            (
+                "cpu_throttled_seconds_total",
+                "counter",
+                "time reading slept to stay inside the CPU limit",
+                seconds(&self.cpu_throttled_ms),
+            ),
+            (
+                "memory_throttled_seconds_total",
+                "counter",
+                "time reading waited for the sender while memory was over its limit",
+                seconds(&self.memory_throttled_ms),
+            ),
+            (
+                "bandwidth_throttled_seconds_total",
+                "counter",
+                "time sends waited to stay inside the bandwidth limit",
+                seconds(&self.bandwidth_throttled_ms),
+            ),
+        ];
+        for (name, kind, help, value) in process {
+            let _ = writeln!(out, "# HELP sluice_agent_{name} {help}\n# TYPE sluice_agent_{name} {kind}");
+            let _ = writeln!(out, "sluice_agent_{name} {value}");
+        }
         out
     }
 }
@@ -175,6 +187,8 @@ mod tests {
             text.contains("sluice_agent_file_lag_bytes{pipeline=\"access\",path=\"/var/log/a \\\"b\\\".log\"} 7\n")
         );
         assert!(text.contains("sluice_agent_cpu_seconds_total 1.500\n"));
+        r.bandwidth_throttled_ms.fetch_add(1250, Ordering::Relaxed);
+        assert!(r.render(0.0, 0).contains("sluice_agent_bandwidth_throttled_seconds_total 1.250\n"));
         let (cpu, rss) = process_usage();
         assert!(cpu >= 0.0 && rss > 0);
     }

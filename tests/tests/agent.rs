@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use sluice_tests::Server;
-use sluice_tests::agent::{Agent, agent_bin, pipeline_yaml, sql_row, wait_for_lines};
+use sluice_tests::agent::{Agent, agent_bin, count, pipeline_yaml, sql_row, wait_for_lines};
 
 struct Setup {
     dir: tempfile::TempDir,
@@ -231,6 +231,139 @@ fn kill_9_during_a_burst_loses_nothing() {
     // At most the batch in flight arrives twice: one at a time per file, of at most
     // 8,192 logs (the default `MinCnt`).
     assert!(counts.0 - counts.1 <= 8192, "duplicates {}", counts.0 - counts.1);
+}
+
+/// The metric's value once `done` says so (or after `limit`), polling every 200 ms.
+fn metric_when(agent: &Agent, name: &str, limit: Duration, done: impl Fn(f64) -> bool) -> f64 {
+    let start = Instant::now();
+    loop {
+        let v = agent.metric(name);
+        if done(v) || start.elapsed() > limit {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Creates `path` empty and waits until the agent follows it, so that what is written
+/// next is new content (a file found at a pipeline's first start with more than
+/// `TailSizeKB` in it is read from its last megabyte, as Logtail does).
+fn followed_empty(agent: &Agent, path: &Path) {
+    std::fs::write(path, "").unwrap();
+    let open = metric_when(agent, "sluice_agent_files_open", Duration::from_secs(30), |v| v >= 1.0);
+    assert!(open >= 1.0, "the agent follows {}", path.display());
+}
+
+/// `--cpu-limit 0.02`: reading sleeps off what the agent used over a fiftieth of a core,
+/// and nothing is lost. The agent's CPU over six seconds in the middle of the run stays
+/// under the limit plus what one measuring window and the carried debt allow (an upper
+/// bound the governor enforces; a busy machine only lowers it). Unthrottled, this debug
+/// build reads at about a whole core.
+#[test]
+fn the_cpu_limit_holds_and_loses_nothing() {
+    const LINES: u64 = 250_000;
+    const LIMIT: f64 = 0.02;
+    let s = Setup::new();
+    let log = s.path("logs/app.log");
+    s.pipeline("cpu", "logs/app.log", "", "");
+    let agent = Agent::start(&s.path("conf"), &s.path("agent"), &["--cpu-limit", "0.02"]);
+    followed_empty(&agent, &log);
+    for block in 0..LINES / 10_000 {
+        append(&log, block * 10_000, 10_000, "cpu");
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let (cpu0, t0) = (agent.metric("sluice_agent_cpu_seconds_total"), Instant::now());
+    std::thread::sleep(Duration::from_secs(6));
+    let (cpu1, t1) = (agent.metric("sluice_agent_cpu_seconds_total"), Instant::now());
+    let read = agent.metric("sluice_agent_lines_read_total");
+    let elapsed = t1.duration_since(t0).as_secs_f64();
+    let rate = (cpu1 - cpu0) / elapsed;
+    note(&format!(
+        "cpu limit {LIMIT}: {:.3} of a core over {elapsed:.1} s, {read} of {LINES} lines read by then",
+        rate
+    ));
+    // Owed at most: a window's use by the collector and the sender (0.25 s each), the
+    // rest of a shortened sleep and the second of credit.
+    assert!(rate <= LIMIT + 0.6 / elapsed, "{rate:.3} cores over {elapsed:.1} s");
+    assert!(read < LINES as f64, "still reading at the end of the window: the limit was binding");
+    let counts = wait_for_lines(s.server.port, "cpu", "content", LINES, Duration::from_secs(300));
+    report("cpu limit 0.02", LINES, counts);
+    let metrics = sluice_tests::http().get(&agent.metrics).send().and_then(|r| r.text()).unwrap_or_default();
+    assert_eq!(counts, (LINES, LINES), "agent log:\n{}\nmetrics:\n{metrics}", tail(&agent.log()));
+    assert!(agent.metric("sluice_agent_cpu_throttled_seconds_total") > 0.0);
+}
+
+/// `--max-bytes-per-sec 200000 --mem-limit-mb 1`: sends wait so that at most a second's
+/// worth of credit is ever ahead of 200 KB/s, reading waits for the sender while memory
+/// is over its (here always exceeded) limit, and nothing is lost. The time taken is at
+/// least what the bandwidth allows: a lower bound, which a busy machine only raises.
+#[test]
+fn the_bandwidth_and_memory_limits_hold_and_lose_nothing() {
+    const LINES: u64 = 200_000;
+    const BYTES_PER_SEC: f64 = 200_000.0;
+    let s = Setup::new();
+    let log = s.path("logs/app.log");
+    s.pipeline("bandwidth", "logs/app.log", "", "");
+    let start = Instant::now();
+    let agent =
+        Agent::start(&s.path("conf"), &s.path("agent"), &["--max-bytes-per-sec", "200000", "--mem-limit-mb", "1"]);
+    followed_empty(&agent, &log);
+    for block in 0..LINES / 10_000 {
+        append(&log, block * 10_000, 10_000, "bandwidth");
+    }
+    metric_when(&agent, "sluice_agent_logs_sent_total", Duration::from_secs(300), |v| v >= LINES as f64);
+    let wall = start.elapsed().as_secs_f64();
+    let sent = agent.metric("sluice_agent_bytes_sent_total");
+    let least = (sent - BYTES_PER_SEC) / BYTES_PER_SEC;
+    note(&format!(
+        "bandwidth limit 200 KB/s: {sent} compressed bytes in {wall:.1} s (at least {least:.1} s allowed); \
+         waited {:.1} s for bandwidth, {:.1} s for memory",
+        agent.metric("sluice_agent_bandwidth_throttled_seconds_total"),
+        agent.metric("sluice_agent_memory_throttled_seconds_total")
+    ));
+    assert!(wall >= least, "{sent} bytes in {wall:.1} s");
+    assert!(least > 2.0, "the limit was binding: {sent} bytes");
+    assert!(agent.metric("sluice_agent_bandwidth_throttled_seconds_total") > 0.0);
+    assert!(agent.metric("sluice_agent_memory_throttled_seconds_total") > 0.0);
+    let counts = wait_for_lines(s.server.port, "bandwidth", "content", LINES, Duration::from_secs(120));
+    report("bandwidth limit 200 KB/s, memory limit 1 MB", LINES, counts);
+    assert_eq!(counts, (LINES, LINES), "agent log:\n{}", tail(&agent.log()));
+}
+
+/// Pipelines come, change and go while the agent runs: a new config file starts its
+/// pipeline, a changed one restarts it on its new files, a removed one stops it, and the
+/// others carry on.
+#[test]
+fn configs_reload_while_running() {
+    let s = Setup::new();
+    let (a, b, c) = (s.path("logs/a.log"), s.path("logs/b.log"), s.path("logs/c.log"));
+    s.pipeline("first", "logs/a.log", "", "");
+    let agent = s.agent();
+    let arrived = |tag: &str, n: u64| wait_for_lines(s.server.port, tag, "content", n, Duration::from_secs(60));
+    append(&a, 0, 1000, "first");
+    assert_eq!(arrived("first", 1000), (1000, 1000));
+
+    s.pipeline("second", "logs/b.log", "", "");
+    append(&b, 0, 1000, "second");
+    assert_eq!(arrived("second", 1000), (1000, 1000), "a new config starts its pipeline");
+
+    s.pipeline("first", "logs/c.log", "", "");
+    append(&c, 0, 1000, "third");
+    assert_eq!(arrived("third", 1000), (1000, 1000), "a changed config follows its new files");
+
+    std::fs::remove_file(s.path("conf/second.yaml")).unwrap();
+    let start = Instant::now();
+    while agent.log().matches("pipeline stopped").count() < 2 {
+        assert!(start.elapsed() < Duration::from_secs(60), "agent log:\n{}", tail(&agent.log()));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    append(&b, 1000, 1000, "second");
+    append(&a, 1000, 1000, "first");
+    append(&c, 1000, 1000, "third");
+    assert_eq!(arrived("third", 2000), (2000, 2000), "the remaining pipeline carries on");
+    let stopped = (count(s.server.port, "second", "content").0, count(s.server.port, "first", "content").0);
+    note(&format!("config reload: after removal and change, second {} and first {} (1000 each)", stopped.0, stopped.1));
+    assert_eq!(stopped, (1000, 1000), "a removed pipeline and a changed one's old file are not read");
 }
 
 /// The receiver is down for 60 s under a steady load, then back on the same address:
