@@ -80,9 +80,14 @@ impl Agent {
         std::fs::read_to_string(self.data.join("sluice-agent.log")).unwrap_or_default()
     }
 
+    /// The agent's metrics page, or `None` when it does not answer.
+    pub fn metrics_text(&self) -> Option<String> {
+        http().get(&self.metrics).send().and_then(|r| r.text()).ok()
+    }
+
     /// The sum of a metric over its labels.
     pub fn metric(&self, name: &str) -> f64 {
-        let Ok(text) = http().get(&self.metrics).send().and_then(|r| r.text()) else { return f64::NAN };
+        let Some(text) = self.metrics_text() else { return f64::NAN };
         text.lines()
             .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())

@@ -254,6 +254,21 @@ fn followed_empty(agent: &Agent, path: &Path) {
     assert!(open >= 1.0, "the agent follows {}", path.display());
 }
 
+/// Pipeline `tag` on `logs/app.log`, the agent started with `flags` and following the
+/// file, then `lines` written to it in blocks of 10,000; and when the writing began.
+fn limited(tag: &str, flags: &[&str], lines: u64) -> (Setup, Agent, Instant) {
+    let s = Setup::new();
+    let log = s.path("logs/app.log");
+    s.pipeline(tag, "logs/app.log", "", "");
+    let agent = Agent::start(&s.path("conf"), &s.path("agent"), flags);
+    followed_empty(&agent, &log);
+    let start = Instant::now();
+    for block in 0..lines / 10_000 {
+        append(&log, block * 10_000, 10_000, tag);
+    }
+    (s, agent, start)
+}
+
 /// `--cpu-limit 0.02`: reading sleeps off what the agent used over a fiftieth of a core,
 /// and nothing is lost. The agent's CPU over six seconds in the middle of the run stays
 /// under the limit plus what one measuring window and the carried debt allow (an upper
@@ -263,14 +278,7 @@ fn followed_empty(agent: &Agent, path: &Path) {
 fn the_cpu_limit_holds_and_loses_nothing() {
     const LINES: u64 = 250_000;
     const LIMIT: f64 = 0.02;
-    let s = Setup::new();
-    let log = s.path("logs/app.log");
-    s.pipeline("cpu", "logs/app.log", "", "");
-    let agent = Agent::start(&s.path("conf"), &s.path("agent"), &["--cpu-limit", "0.02"]);
-    followed_empty(&agent, &log);
-    for block in 0..LINES / 10_000 {
-        append(&log, block * 10_000, 10_000, "cpu");
-    }
+    let (s, agent, _) = limited("cpu", &["--cpu-limit", "0.02"], LINES);
     std::thread::sleep(Duration::from_secs(2));
     let (cpu0, t0) = (agent.metric("sluice_agent_cpu_seconds_total"), Instant::now());
     std::thread::sleep(Duration::from_secs(6));
@@ -288,7 +296,7 @@ fn the_cpu_limit_holds_and_loses_nothing() {
     assert!(read < LINES as f64, "still reading at the end of the window: the limit was binding");
     let counts = wait_for_lines(s.server.port, "cpu", "content", LINES, Duration::from_secs(300));
     report("cpu limit 0.02", LINES, counts);
-    let metrics = sluice_tests::http().get(&agent.metrics).send().and_then(|r| r.text()).unwrap_or_default();
+    let metrics = agent.metrics_text().unwrap_or_default();
     assert_eq!(counts, (LINES, LINES), "agent log:\n{}\nmetrics:\n{metrics}", tail(&agent.log()));
     assert!(agent.metric("sluice_agent_cpu_throttled_seconds_total") > 0.0);
 }
@@ -301,16 +309,7 @@ fn the_cpu_limit_holds_and_loses_nothing() {
 fn the_bandwidth_and_memory_limits_hold_and_lose_nothing() {
     const LINES: u64 = 200_000;
     const BYTES_PER_SEC: f64 = 200_000.0;
-    let s = Setup::new();
-    let log = s.path("logs/app.log");
-    s.pipeline("bandwidth", "logs/app.log", "", "");
-    let start = Instant::now();
-    let agent =
-        Agent::start(&s.path("conf"), &s.path("agent"), &["--max-bytes-per-sec", "200000", "--mem-limit-mb", "1"]);
-    followed_empty(&agent, &log);
-    for block in 0..LINES / 10_000 {
-        append(&log, block * 10_000, 10_000, "bandwidth");
-    }
+    let (s, agent, start) = limited("bandwidth", &["--max-bytes-per-sec", "200000", "--mem-limit-mb", "1"], LINES);
     metric_when(&agent, "sluice_agent_logs_sent_total", Duration::from_secs(300), |v| v >= LINES as f64);
     let wall = start.elapsed().as_secs_f64();
     let sent = agent.metric("sluice_agent_bytes_sent_total");
