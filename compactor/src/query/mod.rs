@@ -12,6 +12,7 @@
 //! ([`bounded`]), result size, query text, nesting and the `| SQL` rules of [`sql`].
 
 pub mod bounded;
+pub mod count;
 pub mod deadline;
 pub mod files;
 pub mod filter;

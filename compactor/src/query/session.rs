@@ -9,7 +9,8 @@
 //! - [`scan`]: the session that reads the logstore (the Delta table and the fresh raw
 //!   batches) and evaluates the search. No table is registered in it.
 //! - [`analytic`]: the session the `| SQL` part runs in: `log` and `logs` are the
-//!   selected logs and are its only tables; every scalar function is [`Bounded`].
+//!   selected logs and are its only tables; every scalar function is [`Bounded`];
+//!   `count(*)` grouped by one text value is counted per distinct value ([`CountBy`]).
 
 use datafusion::common::{DataFusionError, Result};
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
@@ -25,6 +26,7 @@ use url::Url;
 
 use super::QueryLimits;
 use super::bounded::Bounded;
+use super::count::CountBy;
 use super::deadline::Deadline;
 use super::sql::LOG_TABLES;
 use super::udf;
@@ -112,6 +114,7 @@ pub fn analytic(
         .with_config(config())
         .with_runtime_env(runtime)
         .with_default_features()
+        .with_physical_optimizer_rule(Arc::new(CountBy))
         .with_physical_optimizer_rule(Arc::new(deadline));
     if let Some(functions) = builder.scalar_functions() {
         let bounded: Vec<Arc<ScalarUDF>> =

@@ -78,7 +78,7 @@ fn match_views(values: &StringViewArray, needle: &Needle) -> BooleanArray {
     for (chunk, first) in views.chunks(64).zip((0..).step_by(64)) {
         let mut word = 0u64;
         for (i, &view) in chunk.iter().enumerate() {
-            let slot = slot_of(view);
+            let slot = slot_of::<VIEW_SLOTS>(view);
             let hit =
                 if table.seen[slot] == view { table.hit[slot] } else { table.miss(values, first + i, slot, needle) };
             word |= u64::from(hit) << i;
@@ -115,12 +115,12 @@ impl ViewTable {
     }
 }
 
-/// A view's slot in [`match_views`]' table: its two halves mixed (views are already well
-/// spread: length, prefix, buffer and offset).
-fn slot_of(view: u128) -> usize {
+/// A view's slot in a table of `SLOTS` (a power of two): its two halves mixed (views are
+/// already well spread: length, prefix, buffer and offset).
+pub(crate) fn slot_of<const SLOTS: usize>(view: u128) -> usize {
     let (low, high) = (view as u64, (view >> 64) as u64);
     let mixed = (low ^ high.rotate_left(32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    (mixed >> (64 - VIEW_SLOTS.trailing_zeros())) as usize
+    (mixed >> (64 - SLOTS.trailing_zeros())) as usize
 }
 
 /// Match results as a boolean array, 64 rows at a time.
