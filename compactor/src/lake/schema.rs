@@ -113,6 +113,9 @@ pub struct Column {
     pub shared: bool,
     /// Shown under its own name in an SLS log (besides fields and tags).
     pub shown: bool,
+    /// Has few distinct values (levels, topics, sources): queries read it as Parquet keeps
+    /// it, a dictionary, and match each of its values once.
+    pub few: bool,
 }
 
 const fn column(name: &'static str, kind: Kind) -> Column {
@@ -127,6 +130,7 @@ const fn column(name: &'static str, kind: Kind) -> Column {
         promoted: false,
         shared: false,
         shown: false,
+        few: false,
     }
 }
 
@@ -149,12 +153,12 @@ pub const COLUMNS: [Column; 26] = [
     Column { nullable: false, search: Search::Exact, shared: true, ..column(BATCH_ID, Kind::Text) },
     Column { nullable: false, layout: Layout::Delta, ..column(POSITION, Kind::Int) },
     Column { nullable: false, search: Search::Text, shared: true, ..column(PRODUCT, Kind::Text) },
-    Column { stats: true, ..column(TOPIC, Kind::Text) },
-    Column { stats: true, ..column(SOURCE, Kind::Text) },
+    Column { stats: true, few: true, ..column(TOPIC, Kind::Text) },
+    Column { stats: true, few: true, ..column(SOURCE, Kind::Text) },
     column(TAGS, Kind::Map),
     shared_text(ENVIRONMENT, Search::Text),
     shared_text(RELEASE, Search::Text),
-    Column { stats: true, ..promoted_text(LEVEL, Search::Text) },
+    Column { stats: true, few: true, ..promoted_text(LEVEL, Search::Text) },
     Column { layout: Layout::VariedText, ..promoted_text(MESSAGE, Search::Text) },
     Column { layout: Layout::VariedText, ..shared_text(TEMPLATE, Search::Text) },
     Column { stats: true, bloom: true, layout: Layout::VariedText, ..promoted_text(TRACE_ID, Search::Exact) },

@@ -17,10 +17,17 @@
 //!
 //! Files whose schema is older than the table's (fewer frequent fields) are read with
 //! DataFusion's schema adaptation: what a file lacks is null.
+//!
+//! Columns of few values (the catalogue's `few`: level, topic, source) are read as Parquet
+//! keeps them, dictionaries, and cast to the table's string views for what the scan
+//! returns; a text match on one in a search ([`MatchDictionaries`]) gets the dictionary
+//! itself, and matches each of its values once (`level: error` over 100M logs then
+//! decodes keys and looks each up, rather than building a view per row and matching it).
 
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Schema, SchemaRef};
 use datafusion::catalog::Session;
-use datafusion::common::config::TableParquetOptions;
+use datafusion::common::config::{ConfigOptions, TableParquetOptions};
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, DataFusionError, Result, ScalarValue};
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::parquet::metadata::CachedParquetMetaData;
@@ -31,9 +38,14 @@ use datafusion::datasource::table_schema::TableSchema;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::execution::cache::cache_manager::FileMetadataCache;
 use datafusion::execution::object_store::ObjectStoreUrl;
-use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown, col, lit};
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator, ScalarUDF, TableProviderFilterPushDown, col, lit};
 use datafusion::parquet::arrow::arrow_reader::{RowSelection, RowSelector};
 use datafusion::parquet::arrow::parquet_to_arrow_schema;
+use datafusion::physical_expr::expressions::{CastExpr, Column};
+use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
+use datafusion::physical_expr_adapter::{
+    DefaultPhysicalExprAdapterFactory, PhysicalExprAdapter, PhysicalExprAdapterFactory,
+};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::filter::FilterExecBuilder;
@@ -43,6 +55,7 @@ use object_store::path::Path;
 use std::sync::Arc;
 
 use super::prune::{Pruning, Read};
+use super::udf;
 use crate::lake::schema::{DATE, FREQUENT, Kind, Layout, Search, TIME_NS, column_named};
 
 /// A data file of the table version a query reads.
@@ -122,6 +135,73 @@ fn as_read(field: &FieldRef, table: &DataType) -> FieldRef {
         _ => return field.clone(),
     };
     Arc::new(field.as_ref().clone().with_data_type(data_type))
+}
+
+/// How a data file's column of few values is read: as the file keeps it.
+fn few_type() -> DataType {
+    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+}
+
+/// DataFusion's adaptation of a scan's expressions to each file (casts to the table's
+/// types, nulls for what the file lacks), except for the columns a file is read as
+/// dictionaries of: a text match gets the dictionary itself, and elsewhere the views cast
+/// from it share its bytes ([`udf::views`]).
+#[derive(Debug)]
+struct MatchDictionaries;
+
+impl PhysicalExprAdapterFactory for MatchDictionaries {
+    fn create(&self, logical: SchemaRef, physical: SchemaRef) -> Result<Arc<dyn PhysicalExprAdapter>> {
+        let adapter = DefaultPhysicalExprAdapterFactory.create(logical, physical.clone())?;
+        Ok(Arc::new(DictionaryAdapter { adapter, physical, views: udf::views(), options: Arc::default() }))
+    }
+}
+
+#[derive(Debug)]
+struct DictionaryAdapter {
+    adapter: Arc<dyn PhysicalExprAdapter>,
+    physical: SchemaRef,
+    views: Arc<ScalarUDF>,
+    options: Arc<ConfigOptions>,
+}
+
+impl DictionaryAdapter {
+    /// The dictionary column a cast to views reads, and the cast, if it is one.
+    fn uncast<'a>(&self, expr: &'a Arc<dyn PhysicalExpr>) -> Option<(&'a Arc<dyn PhysicalExpr>, &'a CastExpr)> {
+        let cast = expr.downcast_ref::<CastExpr>().filter(|c| c.cast_type() == &DataType::Utf8View)?;
+        let column = cast.expr().downcast_ref::<Column>()?;
+        let read = self.physical.fields().get(column.index())?;
+        let dictionary = read.name() == column.name() && matches!(read.data_type(), DataType::Dictionary(..));
+        dictionary.then_some((cast.expr(), cast))
+    }
+}
+
+impl PhysicalExprAdapter for DictionaryAdapter {
+    fn rewrite(&self, expr: Arc<dyn PhysicalExpr>) -> Result<Arc<dyn PhysicalExpr>> {
+        self.adapter
+            .rewrite(expr)?
+            .transform_down(|e| {
+                if let Some((column, cast)) = self.uncast(&e) {
+                    let views = ScalarFunctionExpr::new(
+                        self.views.name(),
+                        self.views.clone(),
+                        vec![column.clone()],
+                        cast.target_field().clone(),
+                        self.options.clone(),
+                    );
+                    return Ok(Transformed::yes(Arc::new(views) as Arc<dyn PhysicalExpr>));
+                }
+                let Some(text) = e.downcast_ref::<ScalarFunctionExpr>().filter(|f| f.name() == udf::TEXT) else {
+                    return Ok(Transformed::no(e));
+                };
+                let Some((column, _)) = text.args().first().and_then(|a| self.uncast(a)) else {
+                    return Ok(Transformed::no(e));
+                };
+                let mut args = text.args().to_vec();
+                args[0] = column.clone();
+                Ok(Transformed::yes(e.clone().with_new_children(args)?))
+            })
+            .map(|t| t.data)
+    }
 }
 
 /// A table version's data files, read as one table.
@@ -305,6 +385,7 @@ impl TableFiles {
             }
         }
         let config = FileScanConfigBuilder::new(self.store_url.clone(), Arc::new(source))
+            .with_expr_adapter(Some(Arc::new(MatchDictionaries)))
             .with_file_group(FileGroup::new(files))
             .with_projection_indices(Some(self.source_indexes(&read)))?
             .with_limit(if time_filter.is_some() { None } else { limit })
@@ -319,10 +400,11 @@ impl TableFiles {
     }
 
     /// How a data file's columns are read: the file's own schema (from its footer), with
-    /// strings as views wherever the table reads views ([`table_schema`]), inside
-    /// `frequent` too: DataFusion's coercion does top-level columns only, and would read
-    /// the struct's strings into new buffers, then cast them. `None` when no query has
-    /// read the footer yet (the file is then read that way).
+    /// the columns of few values as dictionaries ([`few_type`]) and other strings as
+    /// views wherever the table reads views ([`table_schema`]), inside `frequent` too:
+    /// DataFusion's coercion does top-level columns only, and would read the struct's
+    /// strings into new buffers, then cast them. `None` when no query has read the footer
+    /// yet (the file is then read that way).
     fn read_schema(&self, location: &Path) -> Option<SchemaRef> {
         let entry = self.metadata.get(location)?;
         let parquet = entry.file_metadata.as_any().downcast_ref::<CachedParquetMetaData>()?.parquet_metadata();
@@ -332,11 +414,36 @@ impl TableFiles {
             .fields()
             .iter()
             .map(|f| match self.schema.field_with_name(f.name()) {
+                Ok(_) if f.data_type() == &DataType::Utf8 && column_named(f.name()).is_some_and(|c| c.few) => {
+                    Arc::new(f.as_ref().clone().with_data_type(few_type()))
+                }
                 Ok(table) => as_read(f, table.data_type()),
                 Err(_) => f.clone(),
             })
             .collect();
         Some(Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone())))
+    }
+
+    /// Whether a top-level column may hold a value in some file of the `date` partitions
+    /// from `first` to `last`: `false` only when every such file's footer is known (a
+    /// query read it) and says the column is null in every row group, or that the file has
+    /// no such column.
+    pub fn may_hold(&self, column: &str, first: &str, last: &str) -> bool {
+        let in_range = |f: &&DataFile| f.date.as_str() >= first && f.date.as_str() <= last;
+        self.files.iter().filter(in_range).any(|file| {
+            let Ok(location) = Path::from_url_path(format!("{}/{}", self.prefix, file.path)) else { return true };
+            let Some(entry) = self.metadata.get(&location) else { return true };
+            let Some(cached) = entry.file_metadata.as_any().downcast_ref::<CachedParquetMetaData>() else {
+                return true;
+            };
+            let parquet = cached.parquet_metadata();
+            let columns = parquet.file_metadata().schema_descr();
+            let Some(i) = columns.columns().iter().position(|c| c.path().parts() == [column]) else { return false };
+            parquet.row_groups().iter().any(|group| {
+                let nulls = group.column(i).statistics().and_then(|s| s.null_count_opt());
+                nulls != u64::try_from(group.num_rows()).ok()
+            })
+        })
     }
 
     /// A data file as the Parquet source reads it, with the row groups to read; `None`
@@ -458,6 +565,47 @@ mod tests {
         assert_eq!(bounds.time_admits(Some((10, 19))), (true, true));
         assert_eq!(bounds.time_admits(None), (true, false));
         assert!(comparison(&filters[3]).is_none());
+    }
+
+    /// A file's column of few values, read as a dictionary: a text match on it gets the
+    /// dictionary, the scan's output gets the views cast from it, and both answer as the
+    /// table's string views would.
+    #[test]
+    fn a_text_match_reads_a_dictionary_and_the_output_its_views() {
+        use datafusion::arrow::array::{Array, AsArray, DictionaryArray, Int32Array, RecordBatch, StringArray};
+        use datafusion::execution::FunctionRegistry;
+        use datafusion::physical_expr::expressions::Literal;
+        let logical = Arc::new(Schema::new(vec![Field::new("level", DataType::Utf8View, true)]));
+        let physical = Arc::new(Schema::new(vec![Field::new("level", few_type(), true)]));
+        let ctx = datafusion::prelude::SessionContext::new();
+        udf::register(&ctx);
+        let column: Arc<dyn PhysicalExpr> = Arc::new(Column::new("level", 0));
+        let literal = |s: &str| Arc::new(Literal::new(ScalarValue::from(s))) as Arc<dyn PhysicalExpr>;
+        let text = ScalarFunctionExpr::try_new(
+            ctx.udf(udf::TEXT).unwrap(),
+            vec![column.clone(), literal("error"), literal("equal")],
+            &logical,
+            Arc::default(),
+        )
+        .unwrap();
+        let adapter = MatchDictionaries.create(logical, physical.clone()).unwrap();
+        let matched = adapter.rewrite(Arc::new(text)).unwrap();
+        let text = matched.downcast_ref::<ScalarFunctionExpr>().unwrap();
+        assert!(text.args()[0].downcast_ref::<Column>().is_some(), "the match reads the dictionary: {matched}");
+        let read = adapter.rewrite(column).unwrap();
+        assert_eq!(read.downcast_ref::<ScalarFunctionExpr>().map(|f| f.name()), Some("sls_views"), "{read}");
+
+        let keys = Int32Array::from(vec![Some(0), Some(1), None, Some(2), Some(1)]);
+        let values = StringArray::from(vec![Some("info"), Some("ERROR"), None]);
+        let dictionary = DictionaryArray::new(keys, Arc::new(values));
+        let batch = RecordBatch::try_new(physical, vec![Arc::new(dictionary)]).unwrap();
+        let matched = matched.evaluate(&batch).unwrap().into_array(5).unwrap();
+        let matched: Vec<Option<bool>> = matched.as_boolean().iter().collect();
+        assert_eq!(matched, [Some(false), Some(true), Some(false), Some(false), Some(true)]);
+        let views = read.evaluate(&batch).unwrap().into_array(5).unwrap();
+        assert_eq!(views.data_type(), &DataType::Utf8View);
+        let views: Vec<Option<&str>> = views.as_string_view().iter().collect();
+        assert_eq!(views, [Some("info"), Some("ERROR"), None, None, Some("ERROR")]);
     }
 
     #[test]

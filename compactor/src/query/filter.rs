@@ -37,7 +37,7 @@ pub struct Functions {
 impl Functions {
     pub fn new(ctx: &datafusion::prelude::SessionContext) -> datafusion::common::Result<Self> {
         Ok(Self {
-            text: ctx.udf("sls_text")?,
+            text: ctx.udf(super::udf::TEXT)?,
             map_text: ctx.udf("sls_map_text")?,
             field: ctx.udf("sls_field")?,
             frequent: Vec::new(),

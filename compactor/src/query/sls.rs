@@ -180,9 +180,9 @@ pub async fn logs(
         .iter()
         .map(|f| {
             let name = f.name().as_str();
-            match source.functions.shared_column(name) {
-                Some(value) if mentioned(name) => value.alias(name),
-                _ => col(name),
+            match mentioned(name).then(|| source.shared_column(name)).flatten() {
+                Some(value) => value.alias(name),
+                None => col(name),
             }
         })
         .collect();

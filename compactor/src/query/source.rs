@@ -15,7 +15,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::datasource::MemTable;
 use datafusion::execution::context::SessionContext;
 use datafusion::execution::runtime_env::RuntimeEnv;
-use datafusion::prelude::DataFrame;
+use datafusion::prelude::{DataFrame, Expr};
 use sluice_ingest::batch::BatchId;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -199,6 +199,8 @@ pub struct Source {
     fresh: Option<DataFrame>,
     /// The fresh raw batches' times and rows.
     fresh_chunks: Vec<Chunk>,
+    /// The catalogue's shared columns that some fresh raw batch's log has a value of.
+    fresh_held: Vec<&'static str>,
     /// The row groups the last [`Self::logs_for`] reads, when it skips any.
     pruning: Mutex<Option<Arc<Pruning>>>,
     table_prefix: String,
@@ -335,6 +337,7 @@ impl Source {
                 rows: u64::from(r.header.record_count),
             })
             .collect();
+        let mut fresh_held = Vec::new();
         let fresh = if fresh.is_empty() {
             None
         } else {
@@ -343,6 +346,11 @@ impl Source {
                 &schema,
             )?;
             raw_rows = rows.num_rows();
+            fresh_held = schema::COLUMNS
+                .iter()
+                .filter(|c| c.shared && rows.column_by_name(c.name).is_some_and(|v| v.null_count() < v.len()))
+                .map(|c| c.name)
+                .collect();
             Some(ctx.read_table(Arc::new(MemTable::try_new(schema.clone(), vec![vec![rows]])?))?)
         };
         let all = match (compacted, fresh.clone()) {
@@ -361,6 +369,7 @@ impl Source {
             files,
             fresh,
             fresh_chunks,
+            fresh_held,
             pruning: Mutex::default(),
             table_prefix: table_prefix(project, logstore),
             store: storage.store.clone(),
@@ -372,6 +381,18 @@ impl Source {
             version,
             scanned: Scanned::default(),
         })
+    }
+
+    /// What a name the catalogue shares with fields (`user_id`, ...) reads in SQL: the
+    /// column, or else the field ([`Functions::shared_column`]); only the field when no
+    /// log of the table or of the fresh raw batches has a value in the column (SLS logs
+    /// keep such names among their fields), so that the column is not read at all.
+    pub fn shared_column(&self, name: &str) -> Option<Expr> {
+        let both = self.functions.shared_column(name)?;
+        let (first, last) = (partition_floor(self.range.0), partition_date(self.range.1.saturating_sub(1)));
+        let held = self.fresh_held.contains(&name)
+            || self.compacted.as_ref().is_some_and(|table| table.may_hold(name, &first, &last));
+        Some(if held { both } else { self.functions.field(name) })
     }
 
     /// Every log of the logstore, to filter.
@@ -602,4 +623,90 @@ async fn consumed_batches(
     consumed.retain(|(url, _), _| url != &key.0);
     consumed.insert(key, set.clone());
     Ok(set)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compact::{self, CompactOptions, Quiet};
+    use crate::conformance::{shared, store};
+    use crate::lake::rows::{int_at, text_at};
+    use crate::lake::schema::USER_ID;
+    use crate::query::sls::{self, Page, Range};
+    use crate::query::syntax;
+    use sluice_proto::sls::{Content, Log, LogGroup};
+
+    const SECOND: i64 = 1_000_000_000;
+
+    /// `(user_id, count)` of an SQL answer.
+    fn counts(logs: &sls::Logs) -> Vec<(String, i64)> {
+        logs.batches
+            .iter()
+            .flat_map(|b| {
+                (0..b.num_rows()).map(move |r| {
+                    (text_at(b.column_by_name(USER_ID).unwrap().as_ref(), r).unwrap(), int_at(b, "c", r).unwrap())
+                })
+            })
+            .collect()
+    }
+
+    /// SLS logs keep `user_id` among their fields, and `level` in its column. Once a
+    /// query has read the files' footers, SQL reads `user_id` from the field alone (the
+    /// column holds nothing), and `level: error` matches the level's dictionary, each of
+    /// its values once: the answers are the same as before, fresh or compacted.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_name_no_column_holds_is_read_from_the_field_alone() {
+        let storage = crate::lake::store::open("memory://", &Default::default()).unwrap();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+        let start_s = (i64::try_from(now.as_secs()).unwrap() / 86_400 - 1) * 86_400;
+        let logs = (0..60)
+            .map(|i| {
+                let content = |key: &str, value: String| Content { key: key.into(), value: value.into_bytes() };
+                let level = if i % 4 == 0 { "ERROR" } else { "info" };
+                Log {
+                    time: u32::try_from(start_s + i).unwrap(),
+                    contents: vec![
+                        content("message", format!("m {i}")),
+                        content("level", level.into()),
+                        content(USER_ID, format!("u{}", i % 3)),
+                    ],
+                    time_ns: None,
+                    values: vec![],
+                }
+            })
+            .collect();
+        store(&storage, "ids", &LogGroup { logs, topic: Some("t".into()), ..LogGroup::default() }).await.unwrap();
+        let range = Range { from_ns: start_s * SECOND, to_ns: (start_s + 3600) * SECOND };
+        let shared = shared(&storage);
+        let query =
+            syntax::parse("level: error | select user_id, count(*) as c group by user_id order by user_id").unwrap();
+        let expected: Vec<(String, i64)> = vec![("u0".into(), 5), ("u1".into(), 5), ("u2".into(), 5)];
+        /// Whether SQL reads `user_id` from the field alone, and the answer.
+        async fn answer(shared: &Shared, query: &syntax::Query, range: Range) -> (bool, Vec<(String, i64)>) {
+            let (from_ns, to_ns) = (range.from_ns, range.to_ns);
+            let reading = Reading { project: "suite", logstore: "ids", from_ns, to_ns, now_ns: to_ns };
+            let source = Source::open(shared, reading).await.unwrap();
+            let field_alone = source.shared_column(USER_ID).unwrap() == source.functions.field(USER_ID);
+            let logs = sls::logs(&source, range, None, query, &Page::default(), &HashMap::new()).await.unwrap();
+            (field_alone, counts(&logs))
+        }
+        assert_eq!(
+            answer(&shared, &query, range).await,
+            (true, expected.clone()),
+            "fresh: no table, no log with the column"
+        );
+
+        let options = CompactOptions { min_bytes_per_writer: 1, ..CompactOptions::default() };
+        compact::compact_all(&storage, &options, &Quiet, (start_s + 3600) * SECOND).await.unwrap();
+        assert_eq!(
+            answer(&shared, &query, range).await,
+            (false, expected.clone()),
+            "no footer read yet: the column, else the field"
+        );
+        assert_eq!(
+            answer(&shared, &query, range).await,
+            (true, expected),
+            "the footers say the column is null throughout"
+        );
+    }
 }

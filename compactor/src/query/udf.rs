@@ -6,15 +6,18 @@
 //!   struct of strings, matches;
 //! - `sls_field(map, key)`: a map's value for a key, or null.
 //!
-//! Strings are matched a whole Arrow buffer at a time (see [`Needle::match_rows`]); string
-//! views (the dictionary-encoded columns, see [`super::files`]) once per distinct value.
+//! Strings are matched a whole Arrow buffer at a time (see [`Needle::match_rows`]);
+//! dictionaries (the few-valued columns as Parquet files hold them, see [`super::files`])
+//! once per dictionary value, and string views (the other dictionary-encoded columns)
+//! once per distinct value.
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, BooleanBufferBuilder, MapArray, StringArray, StringBuilder, StringViewArray,
+    AnyDictionaryArray, Array, ArrayRef, AsArray, BooleanArray, BooleanBufferBuilder, MapArray, StringArray,
+    StringBuilder, StringViewArray,
 };
 use datafusion::arrow::buffer::{BooleanBuffer, Buffer};
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::compute::{cast, take};
+use datafusion::arrow::datatypes::{DataType, Int32Type};
 use datafusion::common::{Result, ScalarValue, exec_err};
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
 use datafusion::prelude::SessionContext;
@@ -22,9 +25,45 @@ use std::sync::Arc;
 
 use super::text::Needle;
 
+/// The name of the text match, `sls_text`.
+pub const TEXT: &str = "sls_text";
+
+/// `sls_views(dictionary)`: a dictionary of strings as string views, each row's view its
+/// key's value's, the bytes left where the dictionary has them (as Parquet reads a column
+/// into views), for the scans of [`super::files`]: Arrow's cast builds each row's view
+/// anew, several times slower.
+pub fn views() -> Arc<ScalarUDF> {
+    Arc::new(ScalarUDF::from(Views { signature: Signature::any(1, Volatility::Immutable) }))
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Views {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for Views {
+    fn name(&self) -> &str {
+        "sls_views"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8View)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let array = args.args[0].to_array(args.number_rows)?;
+        let Some(dictionary) = array.as_any_dictionary_opt() else {
+            return Ok(ColumnarValue::Array(cast(&array, &DataType::Utf8View)?));
+        };
+        let values = cast(dictionary.values(), &DataType::Utf8View)?;
+        Ok(ColumnarValue::Array(take(&values, dictionary.keys(), None)?))
+    }
+}
+
 /// Registers the functions on a session.
 pub fn register(ctx: &SessionContext) {
-    ctx.register_udf(ScalarUDF::from(TextMatch::new("sls_text")));
+    ctx.register_udf(ScalarUDF::from(TextMatch::new(TEXT)));
     ctx.register_udf(ScalarUDF::from(TextMatch::new("sls_map_text")));
     ctx.register_udf(ScalarUDF::from(FieldLookup::new()));
 }
@@ -123,6 +162,36 @@ pub(crate) fn slot_of<const SLOTS: usize>(view: u128) -> usize {
     (mixed >> (64 - SLOTS.trailing_zeros())) as usize
 }
 
+/// Which rows of a dictionary array match, nulls never: its values are matched once each,
+/// and each row takes its key's answer.
+fn match_dictionary(dictionary: &dyn AnyDictionaryArray, needle: &Needle) -> Result<BooleanArray> {
+    let values = dictionary.values();
+    let hits: Vec<bool> = match values.as_string_view_opt() {
+        Some(views) => match_views(views, needle).values().iter().collect(),
+        None => {
+            let mut hits = Vec::new();
+            match_strings(&strings(values)?, needle, &mut hits);
+            hits
+        }
+    };
+    let matched = match dictionary.keys().as_primitive_opt::<Int32Type>() {
+        // As Parquet files are read: no key to widen.
+        Some(keys) => {
+            let keys = keys.values();
+            BooleanBuffer::collect_bool(keys.len(), |i| hits.get(keys[i] as usize).copied().unwrap_or(false))
+        }
+        None => {
+            let keys = dictionary.normalized_keys();
+            BooleanBuffer::collect_bool(keys.len(), |i| hits.get(keys[i]).copied().unwrap_or(false))
+        }
+    };
+    let matched = match dictionary.keys().nulls() {
+        Some(nulls) => &matched & nulls.inner(),
+        None => matched,
+    };
+    Ok(BooleanArray::new(matched, None))
+}
+
 /// Match results as a boolean array, 64 rows at a time.
 fn bits(hits: &[bool]) -> BooleanArray {
     BooleanArray::new(BooleanBuffer::collect_bool(hits.len(), |i| hits[i]), None)
@@ -195,6 +264,8 @@ impl ScalarUDFImpl for TextMatch {
             BooleanArray::new(out.finish(), None)
         } else if let Some(views) = array.as_string_view_opt() {
             match_views(views, &needle)
+        } else if let Some(dictionary) = array.as_any_dictionary_opt() {
+            match_dictionary(dictionary, &needle)?
         } else {
             match_strings(&strings(&array)?, &needle, &mut hits);
             bits(&hits)
@@ -272,8 +343,9 @@ mod tests {
     }
 
     proptest! {
-        /// Matching string views once per distinct value agrees with matching each row,
-        /// whether the views share their bytes (as read from a dictionary) or not.
+        /// Matching string views once per distinct value, and dictionaries once per
+        /// value, agrees with matching each row, whether the views share their bytes (as
+        /// read from a dictionary) or not.
         #[test]
         fn views_agree_with_rows(
             values in proptest::collection::vec(proptest::option::of("[a-cA-C ]{0,20}"), 0..40),
@@ -282,27 +354,40 @@ mod tests {
             shared in any::<bool>(),
         ) {
             let needle = match kind { 0 => Needle::word(&term), 1 => Needle::pattern(&format!("{term}*")), _ => Needle::equal(&term) };
+            // As Parquet decodes a dictionary page: each row a key into the page's values.
+            let mut values_once: Vec<String> = values.iter().flatten().cloned().collect();
+            values_once.sort();
+            values_once.dedup();
+            let keys: Vec<Option<i32>> = values
+                .iter()
+                .map(|v| v.as_ref().map(|v| values_once.binary_search(v).unwrap() as i32))
+                .collect();
+            let dictionary = datafusion::arrow::array::DictionaryArray::new(
+                datafusion::arrow::array::Int32Array::from(keys),
+                Arc::new(StringArray::from(values_once)),
+            );
             let views: StringViewArray = if shared {
-                // As Parquet decodes a dictionary page: each row a view into one buffer.
-                let mut dictionary: Vec<String> = values.iter().flatten().cloned().collect();
-                dictionary.sort();
-                dictionary.dedup();
-                let keys: Vec<Option<i32>> = values
-                    .iter()
-                    .map(|v| v.as_ref().map(|v| dictionary.binary_search(v).unwrap() as i32))
-                    .collect();
-                let dict = datafusion::arrow::array::DictionaryArray::new(
-                    datafusion::arrow::array::Int32Array::from(keys),
-                    Arc::new(StringArray::from(dictionary)),
-                );
-                cast(&dict, &DataType::Utf8View).unwrap().as_string_view().clone()
+                // Each row a view into one buffer.
+                cast(&dictionary, &DataType::Utf8View).unwrap().as_string_view().clone()
             } else {
                 values.iter().map(|v| v.as_deref()).collect()
             };
-            let out: Vec<bool> = match_views(&views, &needle).values().iter().collect();
             let expected: Vec<bool> =
                 values.iter().map(|v| v.as_ref().is_some_and(|v| needle.matches(v.as_bytes()))).collect();
+            let by_key: Vec<bool> = match_dictionary(&dictionary, &needle).unwrap().values().iter().collect();
+            prop_assert_eq!(&by_key, &expected);
+            let out: Vec<bool> = match_views(&views, &needle).values().iter().collect();
             prop_assert_eq!(out, expected);
+            let args = ScalarFunctionArgs {
+                args: vec![ColumnarValue::Array(Arc::new(dictionary))],
+                arg_fields: vec![],
+                number_rows: values.len(),
+                return_field: Arc::new(datafusion::arrow::datatypes::Field::new("v", DataType::Utf8View, true)),
+                config_options: Arc::new(Default::default()),
+            };
+            let ColumnarValue::Array(read) = super::views().invoke_with_args(args).unwrap() else { panic!("an array") };
+            let read: Vec<Option<&str>> = read.as_string_view().iter().collect();
+            prop_assert_eq!(read, values.iter().map(|v| v.as_deref()).collect::<Vec<_>>());
         }
     }
 }
