@@ -41,6 +41,7 @@ use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, ScalarUDF, TableProviderFilterPushDown, col, lit};
 use datafusion::parquet::arrow::arrow_reader::{RowSelection, RowSelector};
 use datafusion::parquet::arrow::parquet_to_arrow_schema;
+use datafusion::parquet::file::metadata::ParquetMetaData;
 use datafusion::physical_expr::expressions::{CastExpr, Column};
 use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
 use datafusion::physical_expr_adapter::{
@@ -399,6 +400,17 @@ impl TableFiles {
         Ok(Arc::new(filter))
     }
 
+    /// Where a data file is in the store.
+    fn location(&self, file: &DataFile) -> Result<Path, object_store::path::Error> {
+        Path::from_url_path(format!("{}/{}", self.prefix, file.path))
+    }
+
+    /// A data file's footer, if a query has read (and cached) it.
+    fn footer(&self, location: &Path) -> Option<Arc<ParquetMetaData>> {
+        let entry = self.metadata.get(location)?;
+        Some(entry.file_metadata.as_any().downcast_ref::<CachedParquetMetaData>()?.parquet_metadata().clone())
+    }
+
     /// How a data file's columns are read: the file's own schema (from its footer), with
     /// the columns of few values as dictionaries ([`few_type`]) and other strings as
     /// views wherever the table reads views ([`table_schema`]), inside `frequent` too:
@@ -406,8 +418,7 @@ impl TableFiles {
     /// strings into new buffers, then cast them. `None` when no query has read the footer
     /// yet (the file is then read that way).
     fn read_schema(&self, location: &Path) -> Option<SchemaRef> {
-        let entry = self.metadata.get(location)?;
-        let parquet = entry.file_metadata.as_any().downcast_ref::<CachedParquetMetaData>()?.parquet_metadata();
+        let parquet = self.footer(location)?;
         let file = parquet.file_metadata();
         let schema = parquet_to_arrow_schema(file.schema_descr(), file.key_value_metadata()).ok()?;
         let fields: Vec<FieldRef> = schema
@@ -431,12 +442,9 @@ impl TableFiles {
     pub fn may_hold(&self, column: &str, first: &str, last: &str) -> bool {
         let in_range = |f: &&DataFile| f.date.as_str() >= first && f.date.as_str() <= last;
         self.files.iter().filter(in_range).any(|file| {
-            let Ok(location) = Path::from_url_path(format!("{}/{}", self.prefix, file.path)) else { return true };
-            let Some(entry) = self.metadata.get(&location) else { return true };
-            let Some(cached) = entry.file_metadata.as_any().downcast_ref::<CachedParquetMetaData>() else {
+            let Some(parquet) = self.location(file).ok().and_then(|location| self.footer(&location)) else {
                 return true;
             };
-            let parquet = cached.parquet_metadata();
             let columns = parquet.file_metadata().schema_descr();
             let Some(i) = columns.columns().iter().position(|c| c.path().parts() == [column]) else { return false };
             parquet.row_groups().iter().any(|group| {
@@ -450,8 +458,8 @@ impl TableFiles {
     /// when none is. A path the store cannot name fails the query rather than dropping the
     /// file's rows.
     fn partitioned(&self, file: &DataFile) -> Result<Option<PartitionedFile>> {
-        let location = Path::from_url_path(format!("{}/{}", self.prefix, file.path))
-            .map_err(|e| DataFusionError::Execution(format!("data file {}: {e}", file.path)))?;
+        let location =
+            self.location(file).map_err(|e| DataFusionError::Execution(format!("data file {}: {e}", file.path)))?;
         let meta = ObjectMeta {
             location,
             size: file.size,

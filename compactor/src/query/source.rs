@@ -389,10 +389,15 @@ impl Source {
     /// keep such names among their fields), so that the column is not read at all.
     pub fn shared_column(&self, name: &str) -> Option<Expr> {
         let both = self.functions.shared_column(name)?;
-        let (first, last) = (partition_floor(self.range.0), partition_date(self.range.1.saturating_sub(1)));
+        let (first, last) = self.dates();
         let held = self.fresh_held.contains(&name)
             || self.compacted.as_ref().is_some_and(|table| table.may_hold(name, &first, &last));
         Some(if held { both } else { self.functions.field(name) })
+    }
+
+    /// The first and last `date` partitions of the range.
+    fn dates(&self) -> (String, String) {
+        (partition_floor(self.range.0), partition_date(self.range.1.saturating_sub(1)))
     }
 
     /// Every log of the logstore, to filter.
@@ -462,7 +467,7 @@ impl Source {
     pub async fn chunks(&self, search: Option<&Search>) -> Result<Vec<Chunk>, QueryError> {
         let indexes = self.read_indexes().await?;
         let pruning = self.pruning.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let (from, to) = (partition_floor(self.range.0), partition_date(self.range.1.saturating_sub(1)));
+        let (from, to) = self.dates();
         let mut chunks = self.fresh_chunks.clone();
         let mut rolled: Vec<(Chunk, &FileIndex, usize)> = Vec::new();
         for (file, index) in self.files.iter().zip(&indexes) {
@@ -514,7 +519,7 @@ impl Source {
 
     /// The token index of each data file in the range (read once, then cached).
     async fn read_indexes(&self) -> Result<Vec<Option<Arc<FileIndex>>>, QueryError> {
-        let (from, to) = (partition_floor(self.range.0), partition_date(self.range.1.saturating_sub(1)));
+        let (from, to) = self.dates();
         let mut reads = Vec::new();
         for file in self.files.iter() {
             let in_range = file.date.as_str() >= from.as_str() && file.date.as_str() <= to.as_str();
