@@ -288,6 +288,19 @@ pub fn get_logs_in(
     (from, to): (i64, i64),
     query: &str,
 ) -> (u16, serde_json::Value, String) {
+    let (status, body, headers) = get_logs_answer(port, key, project, (from, to), query);
+    let progress = headers.get("x-log-progress").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    (status, body, progress)
+}
+
+/// [`get_logs_in`] with every header of the answer (`x-sluice-scanned`, ...).
+pub fn get_logs_answer(
+    port: u16,
+    key: (&str, &str),
+    project: &str,
+    (from, to): (i64, i64),
+    query: &str,
+) -> (u16, serde_json::Value, reqwest::header::HeaderMap) {
     let params = [
         ("type", "log".to_owned()),
         ("from", from.to_string()),
@@ -296,9 +309,7 @@ pub fn get_logs_in(
         ("line", "100".to_owned()),
         ("offset", "0".to_owned()),
     ];
-    let (status, body, headers) = sls_get(port, key, project, "/logstores/app", &params);
-    let progress = headers.get("x-log-progress").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-    (status, body, progress)
+    sls_get(port, key, project, "/logstores/app", &params)
 }
 
 /// A signed (V1) SLS `GET` of `path` with query `params`, as the SDKs send it: the

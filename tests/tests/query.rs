@@ -175,6 +175,20 @@ fn sls_sdk_histograms_and_logs_on_partly_compacted_data() {
         .map(|r| (r["level"].as_str().unwrap().to_owned(), r["c"].as_str().unwrap().parse().unwrap()))
         .collect();
     assert_eq!(got, expected);
+    // Counted by a frequent field's value, the filter evaluated beside the count.
+    const ERRORS_BY_PATH: &str =
+        "level: error | select path, count(*) as c group by path order by c desc, path limit 1000";
+    let mut errors_by_path: BTreeMap<String, usize> = BTreeMap::new();
+    for l in sent.iter().filter(|l| l.get("level") == "error") {
+        *errors_by_path.entry(l.get("path").to_owned()).or_default() += 1;
+    }
+    let counted = |answer: &Value| -> BTreeMap<String, usize> {
+        let rows = answer["logs"].as_array().unwrap_or_else(|| panic!("{answer}"));
+        rows.iter()
+            .map(|r| (r["path"].as_str().unwrap().to_owned(), r["c"].as_str().unwrap().parse().unwrap()))
+            .collect()
+    };
+    assert_eq!(counted(&logs(server.port, from, to, ERRORS_BY_PATH, &[])), errors_by_path);
     let sum = logs(server.port, from, to, "path: items | select sum(latency_ms) as s", &[]);
     let want: i64 = sent.iter().map(|l| l.get("latency_ms").parse::<i64>().unwrap()).sum();
     assert_eq!(sum["logs"][0]["s"], want.to_string(), "latency_ms is a long for SQL (field_types)");
@@ -191,12 +205,34 @@ fn sls_sdk_histograms_and_logs_on_partly_compacted_data() {
     // Everything compacted: the answers do not change, and DuckDB agrees.
     compact(dir.path(), &config);
     assert!(sluice_tests::raw_batches(&dir.path().join("data")).is_empty());
+    for footers in ["not read yet", "cached"] {
+        let after = logs(server.port, from, to, ERRORS_BY_PATH, &[]);
+        assert_eq!(counted(&after), errors_by_path, "footers {footers}");
+    }
+    // With the footers read, the count reads every row's keys, and filters beside it.
+    let (status, body, headers) = sluice_tests::get_logs_answer(
+        server.port,
+        ("sluice-demo", "sluice-demo-secret"),
+        "demo",
+        (from, to),
+        ERRORS_BY_PATH,
+    );
+    assert_eq!(status, 200, "{body}");
+    let scanned = headers["x-sluice-scanned"].to_str().unwrap();
+    assert!(scanned.ends_with(" rows=150"), "{scanned}");
     let after = logs(server.port, from, to, "* | select level, count(*) as c group by level order by level", &[]);
     assert_eq!(after["logs"], by_level["logs"]);
     let duck = duckdb(dir.path(), "SELECT level, count(*) AS c FROM logs GROUP BY level ORDER BY level");
     let duck: BTreeMap<String, usize> =
         duck.iter().map(|r| (r["level"].as_str().unwrap().to_owned(), r["c"].as_u64().unwrap() as usize)).collect();
     assert_eq!(duck, expected, "DuckDB over the same Parquet files");
+    let duck = duckdb(
+        dir.path(),
+        "SELECT frequent.path AS path, count(*) AS c FROM logs WHERE level = 'error' GROUP BY 1 ORDER BY 1",
+    );
+    let duck: BTreeMap<String, usize> =
+        duck.iter().map(|r| (r["path"].as_str().unwrap().to_owned(), r["c"].as_u64().unwrap() as usize)).collect();
+    assert_eq!(duck, errors_by_path, "DuckDB over the same Parquet files");
     let slow = logs(server.port, from, to, "latency_ms > 400", &[]);
     // Every log has latency_ms: the table keeps it as a column of its own.
     let duck_slow =

@@ -10,27 +10,44 @@
 //! the text, no comparison of bytes), and turns each distinct view of the batch into its
 //! value once. DataFusion's grouping hashes and compares every row's text.
 //!
+//! Over a scan of the table's Parquet files it reads less: the value as Parquet keeps it,
+//! a dictionary (a column of few values, a frequent field), each row a key into its
+//! column chunk's dictionary, counted by key and turned into values once per chunk; and
+//! the search's filter, which the scan would otherwise apply by choosing the rows to
+//! decode, is evaluated beside the count ([`super::files::for_count`]). For `level: error
+//! | select user_id, count(*) ...` over 100M logs that took the count from 560 to 390 ms:
+//! choosing one row in twenty throughout every page cost more than decoding every key.
+//!
 //! Its output is the partial aggregation's (the value, then each count's state), so the
 //! final aggregation above it is unchanged; like any partial aggregation it may emit a
 //! value more than once (past [`MAX_GROUPS`] values or [`MAX_GROUP_BYTES`] of them, it
 //! emits what it has and starts over), and the final one adds them up.
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, StringViewArray};
-use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, DictionaryArray, Int64Array, RecordBatch, StringViewArray,
+};
+use datafusion::arrow::buffer::BooleanBuffer;
+use datafusion::arrow::compute;
+use datafusion::arrow::datatypes::{DataType, Int32Type, SchemaRef};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::Literal;
+use datafusion::physical_expr::{EquivalenceProperties, Partitioning};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
+use datafusion::physical_plan::union::UnionExec;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, PlanProperties};
 use futures::StreamExt;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::files;
 use super::udf::slot_of;
 
 /// Distinct values held before they are emitted.
@@ -54,7 +71,7 @@ impl PhysicalOptimizerRule for CountBy {
         plan.transform_up(|node| {
             let replaced = node.downcast_ref::<AggregateExec>().and_then(CountByExec::of);
             Ok(match replaced {
-                Some(exec) => Transformed::yes(Arc::new(exec) as Arc<dyn ExecutionPlan>),
+                Some(exec) => Transformed::yes(exec.over_keys()?),
                 None => Transformed::no(node),
             })
         })
@@ -76,11 +93,14 @@ fn counts_rows(arg: &Arc<dyn PhysicalExpr>) -> bool {
 }
 
 /// A partial `count(*)` grouped by one string view value, counted per distinct view.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct CountByExec {
     input: Arc<dyn ExecutionPlan>,
-    /// The grouped value, of the input's rows.
+    /// The grouped value, of the input's rows: string views, or a dictionary of strings
+    /// (counted by key).
     value: Arc<dyn PhysicalExpr>,
+    /// The rows counted, if not all of the input's.
+    filter: Option<Arc<dyn PhysicalExpr>>,
     /// How many counts the output carries (each the same number).
     counts: usize,
     /// The partial aggregation's output schema and properties, which this one has.
@@ -121,16 +141,53 @@ impl CountByExec {
         Some(Self {
             input: agg.input().clone(),
             value,
+            filter: None,
             counts: agg.aggr_expr().len(),
             schema: output,
             properties: agg.properties().clone(),
         })
     }
+
+    /// Over a scan of the table's Parquet files, reads the value as a dictionary and
+    /// counts keys, the scan's filter evaluated here ([`files::for_count`]). Over a union
+    /// (files wholly in the query's range and files it cuts, fresh raw batches), counts
+    /// each input on its own, and over a round-robin repartition (a few small files), its
+    /// input: the final aggregation adds the counts up, whatever their partitions.
+    fn over_keys(mut self) -> Result<Arc<dyn ExecutionPlan>> {
+        if let Some(union) = self.input.downcast_ref::<UnionExec>() {
+            let counts = union.inputs().iter().map(|input| self.over(input.clone()).over_keys());
+            return UnionExec::try_new(counts.collect::<Result<Vec<_>>>()?);
+        }
+        if let Some(repartition) = self.input.downcast_ref::<RepartitionExec>()
+            && matches!(repartition.partitioning(), Partitioning::RoundRobinBatch(_))
+        {
+            return self.over(repartition.input().clone()).over_keys();
+        }
+        if let Some(read) = files::for_count(&self.input, &self.value)? {
+            (self.input, self.value, self.filter) = (read.scan, read.value, read.filter);
+        }
+        Ok(Arc::new(self))
+    }
+
+    /// The same count over another input.
+    fn over(&self, input: Arc<dyn ExecutionPlan>) -> Self {
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(self.schema.clone()),
+            Partitioning::UnknownPartitioning(input.output_partitioning().partition_count()),
+            EmissionType::Final,
+            Boundedness::Bounded,
+        );
+        Self { input, properties: Arc::new(properties), ..self.clone() }
+    }
 }
 
 impl DisplayAs for CountByExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "CountByExec: value={}, counts={}", self.value, self.counts)
+        write!(f, "CountByExec: value={}, counts={}", self.value, self.counts)?;
+        match &self.filter {
+            Some(filter) => write!(f, ", filter={filter}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -151,7 +208,13 @@ impl ExecutionPlan for CountByExec {
         &self,
         f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
     ) -> Result<TreeNodeRecursion> {
-        f(&self.value)
+        if f(&self.value)? == TreeNodeRecursion::Stop {
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        match &self.filter {
+            Some(filter) => f(filter),
+            None => Ok(TreeNodeRecursion::Continue),
+        }
     }
 
     fn with_new_children(self: Arc<Self>, mut children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
@@ -159,6 +222,7 @@ impl ExecutionPlan for CountByExec {
             (Some(input), true) => Ok(Arc::new(Self {
                 input,
                 value: self.value.clone(),
+                filter: self.filter.clone(),
                 counts: self.counts,
                 schema: self.schema.clone(),
                 properties: self.properties.clone(),
@@ -170,23 +234,37 @@ impl ExecutionPlan for CountByExec {
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
         let input = self.input.execute(partition, context)?;
         let (value, counts, schema) = (self.value.clone(), self.counts, self.schema.clone());
+        let filter = self.filter.clone();
         let state = (input, Counter::default(), false);
         let stream = futures::stream::try_unfold(state, move |(mut input, mut counter, done)| {
-            let (schema, value) = (schema.clone(), value.clone());
+            let (schema, value, filter) = (schema.clone(), value.clone(), filter.clone());
             async move {
                 if done {
                     return Ok(None);
                 }
                 while let Some(batch) = input.next().await {
                     let batch = batch?;
-                    let values = value.evaluate(&batch)?.into_array(batch.num_rows())?;
-                    let values = values.as_string_view_opt().ok_or_else(|| {
-                        DataFusionError::Internal(format!(
-                            "CountByExec counts string views, not {}",
-                            values.data_type()
-                        ))
-                    })?;
-                    counter.add(values);
+                    let rows = batch.num_rows();
+                    let kept = match &filter {
+                        Some(filter) => Some(kept(&filter.evaluate(&batch)?.into_array(rows)?)?),
+                        None => None,
+                    };
+                    let values = value.evaluate(&batch)?.into_array(rows)?;
+                    if let Some(keys) = values.as_dictionary_opt::<Int32Type>() {
+                        counter.add_keys(keys, kept.as_ref())?;
+                    } else {
+                        let values = match &kept {
+                            Some(kept) => compute::filter(&values, &BooleanArray::new(kept.clone(), None))?,
+                            None => values,
+                        };
+                        let values = values.as_string_view_opt().ok_or_else(|| {
+                            DataFusionError::Internal(format!(
+                                "CountByExec counts string views and dictionaries, not {}",
+                                values.data_type()
+                            ))
+                        })?;
+                        counter.add(values);
+                    }
                     if counter.full() {
                         let out = counter.emit(&schema, counts)?;
                         return Ok(Some((out, (input, counter, false))));
@@ -200,6 +278,17 @@ impl ExecutionPlan for CountByExec {
     }
 }
 
+/// The rows a filter's answer keeps: true, not null.
+fn kept(answer: &ArrayRef) -> Result<BooleanBuffer> {
+    let answer = answer
+        .as_boolean_opt()
+        .ok_or_else(|| DataFusionError::Internal(format!("a filter answers booleans, not {}", answer.data_type())))?;
+    Ok(match answer.nulls() {
+        Some(nulls) => answer.values() & nulls.inner(),
+        None => answer.values().clone(),
+    })
+}
+
 /// Rows counted by value.
 struct Counter {
     /// The current batch's views, the count of each, and a row where each is.
@@ -211,6 +300,8 @@ struct Counter {
     values: HashMap<String, u64>,
     value_bytes: usize,
     nulls: u64,
+    /// The dictionary the last batch's keys index, and the rows counted by key.
+    keyed: Option<(ArrayRef, Vec<u64>)>,
 }
 
 impl Default for Counter {
@@ -223,6 +314,7 @@ impl Default for Counter {
             values: HashMap::new(),
             value_bytes: 0,
             nulls: 0,
+            keyed: None,
         }
     }
 }
@@ -280,17 +372,79 @@ impl Counter {
 
     /// Moves the batch's table into the counts by value.
     fn drain(&mut self, array: &StringViewArray) {
-        for slot in self.used.drain(..) {
-            let value = array.value(self.rows[slot] as usize);
-            match self.values.get_mut(value) {
-                Some(n) => *n += self.counts[slot],
-                None => {
-                    self.value_bytes += value.len();
-                    self.values.insert(value.to_owned(), self.counts[slot]);
-                }
-            }
+        for slot in std::mem::take(&mut self.used) {
+            self.add_value(array.value(self.rows[slot] as usize), self.counts[slot]);
             self.views[slot] = NO_VIEW;
         }
+    }
+
+    fn add_value(&mut self, value: &str, n: u64) {
+        match self.values.get_mut(value) {
+            Some(count) => *count += n,
+            None => {
+                self.value_bytes += value.len();
+                self.values.insert(value.to_owned(), n);
+            }
+        }
+    }
+
+    /// Counts a batch's rows (those `kept`, if given) by dictionary key: the rows of one
+    /// Parquet column chunk share its dictionary, which is turned into values once.
+    fn add_keys(&mut self, array: &DictionaryArray<Int32Type>, kept: Option<&BooleanBuffer>) -> Result<()> {
+        let values = array.values();
+        if !self.keyed.as_ref().is_some_and(|(v, _)| Arc::ptr_eq(v, values)) {
+            self.drain_keys()?;
+            self.keyed = Some((values.clone(), vec![0; values.len()]));
+        }
+        let Some((_, counts)) = self.keyed.as_mut() else { return Ok(()) };
+        let keys = array.keys().values();
+        let nulls = &mut self.nulls;
+        let count = |row: usize| {
+            if array.keys().is_null(row) {
+                *nulls += 1;
+            } else if let Some(n) = usize::try_from(keys[row]).ok().and_then(|k| counts.get_mut(k)) {
+                *n += 1;
+            }
+        };
+        match (kept, array.keys().nulls().is_some_and(|n| n.null_count() > 0)) {
+            (Some(kept), _) => kept.set_indices().for_each(count),
+            (None, true) => (0..keys.len()).for_each(count),
+            (None, false) => {
+                for &key in keys.iter() {
+                    if let Some(n) = usize::try_from(key).ok().and_then(|k| counts.get_mut(k)) {
+                        *n += 1;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves the counts by key into the counts by value.
+    fn drain_keys(&mut self) -> Result<()> {
+        let Some((values, counts)) = self.keyed.take() else { return Ok(()) };
+        let value = |k: usize| -> Result<Option<&str>> {
+            if values.is_null(k) {
+                return Ok(None);
+            }
+            if let Some(strings) = values.as_string_opt::<i32>() {
+                return Ok(Some(strings.value(k)));
+            }
+            match values.as_string_view_opt() {
+                Some(views) => Ok(Some(views.value(k))),
+                None => Err(DataFusionError::Internal(format!(
+                    "CountByExec counts dictionaries of strings, not of {}",
+                    values.data_type()
+                ))),
+            }
+        };
+        for (k, &n) in counts.iter().enumerate().filter(|(_, n)| **n > 0) {
+            match value(k)? {
+                Some(v) => self.add_value(v, n),
+                None => self.nulls += n,
+            }
+        }
+        Ok(())
     }
 
     fn full(&self) -> bool {
@@ -299,6 +453,7 @@ impl Counter {
 
     /// The counts so far as the partial aggregation's rows, and a fresh start.
     fn emit(&mut self, schema: &SchemaRef, counts: usize) -> Result<RecordBatch> {
+        self.drain_keys()?;
         let values = std::mem::take(&mut self.values);
         let nulls = std::mem::take(&mut self.nulls);
         self.value_bytes = 0;
@@ -328,6 +483,7 @@ mod tests {
     use datafusion::physical_plan::displayable;
     use datafusion::prelude::{SessionConfig, SessionContext};
     use proptest::prelude::*;
+    use std::collections::BTreeMap;
 
     /// `rows` as batches of `batch_rows`, in a table `t` of one string view column `v`.
     fn session(rows: &[Option<String>], batch_rows: usize, rule: bool) -> SessionContext {
@@ -433,6 +589,51 @@ mod tests {
                 prop_assert_eq!(with, without);
                 Ok(())
             })?;
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+        /// Counting a dictionary's keys (the rows a filter keeps, or all), batches sharing
+        /// one dictionary or each its own, with null keys and null values, gives each
+        /// value's count of rows.
+        #[test]
+        fn keys_count_as_their_values(
+            values in prop::collection::vec(prop::option::weighted(0.9, "[a-c]{0,2}"), 1..20),
+            rows in prop::collection::vec((prop::option::weighted(0.9, 0usize..100), any::<Option<bool>>()), 0..500),
+            batch_rows in 1usize..200,
+            shared in any::<bool>(),
+            filtered in any::<bool>(),
+        ) {
+            use datafusion::arrow::array::{Int32Array, StringArray};
+            let dictionary: ArrayRef = Arc::new(StringArray::from(values.clone()));
+            let mut counter = Counter::default();
+            let mut expected: BTreeMap<Option<String>, i64> = BTreeMap::new();
+            for chunk in rows.chunks(batch_rows) {
+                let values_now = if shared { dictionary.clone() } else { Arc::new(StringArray::from(values.clone())) };
+                let keys: Int32Array = chunk.iter().map(|(k, _)| k.map(|k| (k % values.len()) as i32)).collect();
+                let array = DictionaryArray::new(keys, values_now);
+                let answer: ArrayRef = Arc::new(chunk.iter().map(|(_, keep)| *keep).collect::<BooleanArray>());
+                let kept_rows = kept(&answer).unwrap_or_else(|e| panic!("{e}"));
+                counter.add_keys(&array, filtered.then_some(&kept_rows)).unwrap_or_else(|e| panic!("{e}"));
+                for (key, keep) in chunk {
+                    if !filtered || *keep == Some(true) {
+                        let value = key.and_then(|k| values[k % values.len()].clone());
+                        *expected.entry(value).or_default() += 1;
+                    }
+                }
+            }
+            let schema = Arc::new(Schema::new(vec![
+                Field::new("v", DataType::Utf8View, true),
+                Field::new("n", DataType::Int64, false),
+            ]));
+            let batch = counter.emit(&schema, 1).unwrap_or_else(|e| panic!("{e}"));
+            let mut got: BTreeMap<Option<String>, i64> = BTreeMap::new();
+            let (v, n) = (batch.column(0).as_string_view(), batch.column(1).as_primitive::<datafusion::arrow::datatypes::Int64Type>());
+            for row in 0..batch.num_rows() {
+                *got.entry(v.is_valid(row).then(|| v.value(row).to_owned())).or_default() += n.value(row);
+            }
+            prop_assert_eq!(got, expected);
         }
     }
 

@@ -27,12 +27,12 @@
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Schema, SchemaRef};
 use datafusion::catalog::Session;
 use datafusion::common::config::{ConfigOptions, TableParquetOptions};
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{DFSchema, DataFusionError, Result, ScalarValue};
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::parquet::metadata::CachedParquetMetaData;
 use datafusion::datasource::physical_plan::parquet::{CachedParquetFileReaderFactory, ParquetAccessPlan};
-use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, FileSource, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::table_schema::TableSchema;
 use datafusion::datasource::{TableProvider, TableType};
@@ -42,7 +42,8 @@ use datafusion::logical_expr::{BinaryExpr, Expr, Operator, ScalarUDF, TableProvi
 use datafusion::parquet::arrow::arrow_reader::{RowSelection, RowSelector};
 use datafusion::parquet::arrow::parquet_to_arrow_schema;
 use datafusion::parquet::file::metadata::ParquetMetaData;
-use datafusion::physical_expr::expressions::{CastExpr, Column};
+use datafusion::physical_expr::expressions::{CastExpr, Column, Literal};
+use datafusion::physical_expr::projection::{ProjectionExpr, ProjectionExprs};
 use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
 use datafusion::physical_expr_adapter::{
     DefaultPhysicalExprAdapterFactory, PhysicalExprAdapter, PhysicalExprAdapterFactory,
@@ -203,6 +204,201 @@ impl PhysicalExprAdapter for DictionaryAdapter {
             })
             .map(|t| t.data)
     }
+}
+
+/// A Parquet scan read for a count by one value ([`super::count`]), and that value and
+/// the scan's filter over its rows.
+#[derive(Debug)]
+pub struct ForCount {
+    pub scan: Arc<dyn ExecutionPlan>,
+    pub value: Arc<dyn PhysicalExpr>,
+    pub filter: Option<Arc<dyn PhysicalExpr>>,
+}
+
+/// The value a count reads as a dictionary: a column of few values, or a frequent field.
+enum Counted {
+    Column(usize),
+    Frequent(usize, String),
+}
+
+impl Counted {
+    fn of(expr: &Arc<dyn PhysicalExpr>) -> Option<Self> {
+        if let Some(column) = expr.downcast_ref::<Column>() {
+            return column_named(column.name()).filter(|c| c.few).map(|_| Self::Column(column.index()));
+        }
+        let get = expr.downcast_ref::<ScalarFunctionExpr>().filter(|f| f.name() == "get_field")?;
+        let [parent, key] = get.args() else { return None };
+        let parent = parent.downcast_ref::<Column>().filter(|c| c.name() == FREQUENT)?;
+        let key = key.downcast_ref::<Literal>()?.value().try_as_str().flatten()?;
+        Some(Self::Frequent(parent.index(), key.to_owned()))
+    }
+
+    /// `field` (of a file or of the table), with the counted value read as a dictionary.
+    fn keyed(&self, index: usize, field: &FieldRef) -> FieldRef {
+        let data_type = match (self, field.data_type()) {
+            (Self::Column(i), _) if *i == index => few_type(),
+            (Self::Frequent(i, key), DataType::Struct(children)) if *i == index => DataType::Struct(
+                children
+                    .iter()
+                    .map(|c| {
+                        if c.name() == key {
+                            Arc::new(c.as_ref().clone().with_data_type(few_type()))
+                        } else {
+                            c.clone()
+                        }
+                    })
+                    .collect(),
+            ),
+            _ => return field.clone(),
+        };
+        Arc::new(field.as_ref().clone().with_data_type(data_type))
+    }
+}
+
+/// The columns a predicate reads only as the text match's subject: a column of few
+/// values read so can be a dictionary ([`udf::match_dictionary`]).
+fn matched_only(predicate: &Arc<dyn PhysicalExpr>) -> Vec<usize> {
+    let (mut all, mut matched) = (Vec::new(), Vec::new());
+    let _ = predicate.apply(|e| {
+        if let Some(c) = e.downcast_ref::<Column>() {
+            all.push(c.index());
+        }
+        if let Some(text) = e.downcast_ref::<ScalarFunctionExpr>().filter(|f| f.name() == udf::TEXT)
+            && let Some(c) = text.args().first().and_then(|a| a.downcast_ref::<Column>())
+        {
+            matched.push(c.index());
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    let times = |list: &[usize], i: usize| list.iter().filter(|a| **a == i).count();
+    let only: Vec<usize> = matched.iter().copied().filter(|&i| times(&all, i) == times(&matched, i)).collect();
+    only
+}
+
+/// The scan a count by one value (`select v, count(*) ... group by v`) reads instead of
+/// `scan`, when `scan` reads this table's Parquet files and `value` (of its rows) is a
+/// column of few values or a frequent field: the value read as Parquet keeps it, a
+/// dictionary (every row's key, no string built), with the columns of the scan's filter,
+/// of few values as dictionaries too where the filter only text-matches them, and the
+/// filter left to the count. Pushed into the scan, the filter's answer would select the
+/// rows to decode, and for a filter that keeps rows scattered through every page (`level:
+/// error`: one in twenty) choosing them costs more than decoding every key.
+pub fn for_count(scan: &Arc<dyn ExecutionPlan>, value: &Arc<dyn PhysicalExpr>) -> Result<Option<ForCount>> {
+    let Some((config, parquet)) =
+        scan.downcast_ref::<DataSourceExec>().and_then(|s| s.downcast_to_file_source::<ParquetSource>())
+    else {
+        return Ok(None);
+    };
+    let Some(projected) = value
+        .downcast_ref::<Column>()
+        .and_then(|c| parquet.projection().and_then(|p| p.iter().nth(c.index())))
+        .cloned()
+    else {
+        return Ok(None);
+    };
+    let Some(counted) = Counted::of(&projected.expr) else { return Ok(None) };
+    let table = parquet.table_schema();
+    let predicate = parquet.filter();
+    let mut read: Vec<Column> = Vec::new();
+    if let Some(predicate) = &predicate {
+        let _ = predicate.apply(|e| {
+            if let Some(c) = e.downcast_ref::<Column>()
+                && !read.contains(c)
+            {
+                read.push(c.clone());
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+    }
+    // A filter on the counted value itself reads it as the table's type.
+    let counted_index = match &counted {
+        Counted::Column(i) | Counted::Frequent(i, _) => *i,
+    };
+    if read.iter().any(|c| c.index() == counted_index) {
+        return Ok(None);
+    }
+    let matched = predicate.as_ref().map(matched_only).unwrap_or_default();
+    let file_fields = table.file_schema().fields();
+    let few = |i: usize| file_fields.get(i).is_some_and(|f| column_named(f.name()).is_some_and(|c| c.few));
+    let keyed: Vec<FieldRef> = file_fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            if matched.contains(&i) && few(i) {
+                Arc::new(f.as_ref().clone().with_data_type(few_type()))
+            } else {
+                counted.keyed(i, f)
+            }
+        })
+        .collect();
+    let keyed_table = TableSchema::builder(Arc::new(Schema::new(keyed)))
+        .with_table_partition_cols(table.table_partition_cols().clone())
+        .build();
+    let full = keyed_table.table_schema().clone();
+
+    // What the scan returns: the value, then each column the filter reads.
+    let value = match &counted {
+        Counted::Column(_) => projected.expr.clone(),
+        Counted::Frequent(..) => {
+            let get = projected
+                .expr
+                .downcast_ref::<ScalarFunctionExpr>()
+                .ok_or_else(|| DataFusionError::Internal("a frequent field is read with get_field".into()))?;
+            Arc::new(ScalarFunctionExpr::try_new(
+                Arc::new(get.fun().clone()),
+                get.args().to_vec(),
+                &full,
+                Arc::new(get.config_options().clone()),
+            )?) as Arc<dyn PhysicalExpr>
+        }
+    };
+    let mut outputs = vec![ProjectionExpr::new(value, projected.alias.clone())];
+    let mut filter = None;
+    if let Some(predicate) = &predicate {
+        let on_output = predicate.clone().transform(|e| {
+            let Some(c) = e.downcast_ref::<Column>() else { return Ok(Transformed::no(e)) };
+            let at = read.iter().position(|r| r == c).unwrap_or_default() + 1;
+            Ok(Transformed::yes(Arc::new(Column::new(c.name(), at)) as Arc<dyn PhysicalExpr>))
+        })?;
+        filter = Some(on_output.data);
+        outputs.extend(
+            read.iter().map(|c| ProjectionExpr::new(Arc::new(c.clone()), format!("{}_{}", c.name(), c.index()))),
+        );
+    }
+
+    let mut options = parquet.table_parquet_options().clone();
+    options.global.pushdown_filters = false;
+    let mut source = ParquetSource::new(keyed_table).with_table_parquet_options(options);
+    if let Some(factory) = parquet.parquet_file_reader_factory() {
+        source = source.with_parquet_file_reader_factory(factory.clone());
+    }
+    if let Some(predicate) = &predicate {
+        // For row groups and pages to skip (time bounds), not for rows.
+        source = source.with_predicate(predicate.clone());
+    }
+    let Some(source) = source.try_pushdown_projection(&ProjectionExprs::new(outputs))? else { return Ok(None) };
+    let files = config.file_groups.iter().map(|group| {
+        let files = group.iter().map(|file| {
+            let mut file = file.clone();
+            file.arrow_schema = file.arrow_schema.as_ref().map(|schema| {
+                let fields: Vec<FieldRef> = schema
+                    .fields()
+                    .iter()
+                    .map(|f| match table.file_schema().index_of(f.name()) {
+                        Ok(i) => counted.keyed(i, f),
+                        Err(_) => f.clone(),
+                    })
+                    .collect();
+                Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+            });
+            file
+        });
+        FileGroup::new(files.collect())
+    });
+    let config =
+        FileScanConfigBuilder::from(config.clone()).with_source(source).with_file_groups(files.collect()).build();
+    let scan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
+    Ok(Some(ForCount { scan, value: Arc::new(Column::new(&projected.alias, 0)), filter }))
 }
 
 /// A table version's data files, read as one table.
