@@ -215,6 +215,11 @@ pub struct ForCount {
     pub filter: Option<Arc<dyn PhysicalExpr>>,
 }
 
+/// Rows per batch of a scan read for a count: its rows are keys (4 bytes each), and
+/// batches four times the default's took top users of errors over 100M logs from 396 to
+/// 373 ms (back to back), less spent per batch.
+const COUNT_BATCH_ROWS: usize = 32 * 1024;
+
 /// The value a count reads as a dictionary: a column of few values, or a frequent field.
 enum Counted {
     Column(usize),
@@ -395,8 +400,11 @@ pub fn for_count(scan: &Arc<dyn ExecutionPlan>, value: &Arc<dyn PhysicalExpr>) -
         });
         FileGroup::new(files.collect())
     });
-    let config =
-        FileScanConfigBuilder::from(config.clone()).with_source(source).with_file_groups(files.collect()).build();
+    let config = FileScanConfigBuilder::from(config.clone())
+        .with_source(source)
+        .with_file_groups(files.collect())
+        .with_batch_size(Some(COUNT_BATCH_ROWS))
+        .build();
     let scan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
     Ok(Some(ForCount { scan, value: Arc::new(Column::new(&projected.alias, 0)), filter }))
 }
