@@ -44,6 +44,7 @@ use datafusion::parquet::arrow::parquet_to_arrow_schema;
 use datafusion::parquet::file::metadata::ParquetMetaData;
 use datafusion::physical_expr::expressions::{CastExpr, Column, Literal};
 use datafusion::physical_expr::projection::{ProjectionExpr, ProjectionExprs};
+use datafusion::physical_expr::utils::collect_columns;
 use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
 use datafusion::physical_expr_adapter::{
     DefaultPhysicalExprAdapterFactory, PhysicalExprAdapter, PhysicalExprAdapterFactory,
@@ -304,17 +305,9 @@ pub fn for_count(scan: &Arc<dyn ExecutionPlan>, value: &Arc<dyn PhysicalExpr>) -
     let Some(counted) = Counted::of(&projected.expr) else { return Ok(None) };
     let table = parquet.table_schema();
     let predicate = parquet.filter();
-    let mut read: Vec<Column> = Vec::new();
-    if let Some(predicate) = &predicate {
-        let _ = predicate.apply(|e| {
-            if let Some(c) = e.downcast_ref::<Column>()
-                && !read.contains(c)
-            {
-                read.push(c.clone());
-            }
-            Ok(TreeNodeRecursion::Continue)
-        });
-    }
+    let mut read: Vec<Column> =
+        predicate.as_ref().map(|p| collect_columns(p).into_iter().collect()).unwrap_or_default();
+    read.sort_by_key(Column::index);
     // A filter on the counted value itself reads it as the table's type.
     let counted_index = match &counted {
         Counted::Column(i) | Counted::Frequent(i, _) => *i,
