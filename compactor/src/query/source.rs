@@ -639,6 +639,7 @@ mod tests {
     use crate::lake::schema::USER_ID;
     use crate::query::sls::{self, Page, Range};
     use crate::query::syntax;
+    use datafusion::datasource::physical_plan::parquet::metadata::CachedParquetMetaData;
     use sluice_proto::sls::{Content, Log, LogGroup};
 
     const SECOND: i64 = 1_000_000_000;
@@ -655,13 +656,9 @@ mod tests {
             .collect()
     }
 
-    /// SLS logs keep `user_id` among their fields, and `level` in its column. Once a
-    /// query has read the files' footers, SQL reads `user_id` from the field alone (the
-    /// column holds nothing), and `level: error` matches the level's dictionary, each of
-    /// its values once: the answers are the same as before, fresh or compacted.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_name_no_column_holds_is_read_from_the_field_alone() {
-        let storage = crate::lake::store::open("memory://", &Default::default()).unwrap();
+    /// 60 logs a second apart from the start of yesterday (UTC) in logstore `ids`, one in
+    /// four an error, and the range that holds them.
+    async fn store_logs(storage: &Storage) -> (i64, Range) {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
         let start_s = (i64::try_from(now.as_secs()).unwrap() / 86_400 - 1) * 86_400;
         let logs = (0..60)
@@ -680,8 +677,51 @@ mod tests {
                 }
             })
             .collect();
-        store(&storage, "ids", &LogGroup { logs, topic: Some("t".into()), ..LogGroup::default() }).await.unwrap();
-        let range = Range { from_ns: start_s * SECOND, to_ns: (start_s + 3600) * SECOND };
+        store(storage, "ids", &LogGroup { logs, topic: Some("t".into()), ..LogGroup::default() }).await.unwrap();
+        (start_s, Range { from_ns: start_s * SECOND, to_ns: (start_s + 3600) * SECOND })
+    }
+
+    /// The footers a search caches hold the files' page indexes: DataFusion asks for the
+    /// footer alone and loads the page index apart, which would be fetched and parsed
+    /// again by every query.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cached_footers_keep_their_page_indexes() {
+        let storage = crate::lake::store::open("memory://", &Default::default()).unwrap();
+        let (start_s, range) = store_logs(&storage).await;
+        let options = CompactOptions { min_bytes_per_writer: 1, ..CompactOptions::default() };
+        compact::compact_all(&storage, &options, &Quiet, (start_s + 3600) * SECOND).await.unwrap();
+        let shared = shared(&storage);
+        let query = syntax::parse("level: error").unwrap();
+        for _ in 0..2 {
+            let reading = Reading {
+                project: "suite",
+                logstore: "ids",
+                from_ns: range.from_ns,
+                to_ns: range.to_ns,
+                now_ns: range.to_ns,
+            };
+            let source = Source::open(&shared, reading).await.unwrap();
+            let page = Page { line: 5, ..Page::default() };
+            let logs = sls::logs(&source, range, None, &query, &page, &HashMap::new()).await.unwrap();
+            assert_eq!(logs.batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 5);
+        }
+        let footers = shared.cache.footers.0.list_entries();
+        assert!(!footers.is_empty(), "the search read a data file");
+        for (path, entry) in footers {
+            let cached = entry.value.file_metadata.as_any().downcast_ref::<CachedParquetMetaData>().unwrap();
+            let parquet = cached.parquet_metadata();
+            assert!(parquet.column_index().is_some() && parquet.offset_index().is_some(), "{path}");
+        }
+    }
+
+    /// SLS logs keep `user_id` among their fields, and `level` in its column. Once a
+    /// query has read the files' footers, SQL reads `user_id` from the field alone (the
+    /// column holds nothing), and `level: error` matches the level's dictionary, each of
+    /// its values once: the answers are the same as before, fresh or compacted.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_name_no_column_holds_is_read_from_the_field_alone() {
+        let storage = crate::lake::store::open("memory://", &Default::default()).unwrap();
+        let (start_s, range) = store_logs(&storage).await;
         let shared = shared(&storage);
         let query =
             syntax::parse("level: error | select user_id, count(*) as c group by user_id order by user_id").unwrap();
