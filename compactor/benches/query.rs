@@ -4,7 +4,7 @@
 //!
 //! Generates LOGS (default 10,000,000) application logs over three days as SLS raw
 //! batches (one holds a needle, one in a hundred a medium-rare word), compacts them into
-//! the logstore's Delta table (kept under `$SLUICE_CACHE/bench/query-v4-LOGS` for later
+//! the logstore's Delta table (kept under `$SLUICE_CACHE/bench/query-v5-LOGS` for later
 //! runs), then runs each query RUNS times (default 5) the way `sluice serve` does (open
 //! the logstore, plan, execute, render), then through HTTP with the unmodified SLS
 //! Python SDK against a `sluice serve` in this process (`sdk_queries.py`), and the
@@ -407,7 +407,7 @@ fn main() {
     let cache_root = std::env::var_os("SLUICE_CACHE")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/sluice"));
-    let dir = cache_root.join(format!("bench/query-v4-{logs}"));
+    let dir = cache_root.join(format!("bench/query-v5-{logs}"));
     let meta_path = dir.join("meta.json");
     let meta: Meta = match std::fs::read(&meta_path) {
         Ok(bytes) => serde_json::from_slice(&bytes).unwrap(),
