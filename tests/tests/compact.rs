@@ -158,13 +158,19 @@ fn sdk_through_serve_to_garage_then_compact_read_by_python_deltalake() {
     check_files(&read);
 }
 
-/// What the files look like to pyarrow: ZSTD, sorted by time, page indexes, a bloom
-/// filter on trace_id.
+/// What the files look like to pyarrow: ZSTD for text, LZ4 (raw: Arrow names it LZ4) for
+/// times and the columns of few values, sorted by time, page indexes, a bloom filter on
+/// trace_id.
 fn check_files(read: &Read) {
     assert!(!read.files.is_empty());
     for file in &read.files {
         let columns = file["columns"].as_object().unwrap();
-        assert_eq!(columns["time_ns"]["compression"], "ZSTD", "{file}");
+        for text in ["message", "trace_id", "fields.key_value.value"] {
+            assert_eq!(columns[text]["compression"], "ZSTD", "{text}: {file}");
+        }
+        for small in ["time_ns", "level", "batch_id"] {
+            assert_eq!(columns[small]["compression"], "LZ4", "{small}: {file}");
+        }
         assert_eq!(columns["time_ns"]["page_index"], true, "{file}");
         assert_eq!(file["sorting_columns"], serde_json::json!([[0, false]]), "{file}");
         assert_eq!(columns["trace_id"]["bloom_filter"], true, "{file}");
