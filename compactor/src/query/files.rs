@@ -324,8 +324,7 @@ fn matched_only(predicate: &Arc<dyn PhysicalExpr>) -> Vec<usize> {
         Ok(TreeNodeRecursion::Continue)
     });
     let times = |list: &[usize], i: usize| list.iter().filter(|a| **a == i).count();
-    let only: Vec<usize> = matched.iter().copied().filter(|&i| times(&all, i) == times(&matched, i)).collect();
-    only
+    matched.iter().copied().filter(|&i| times(&all, i) == times(&matched, i)).collect()
 }
 
 /// The scan a count by one value (`select v, count(*) ... group by v`) reads instead of
@@ -402,7 +401,9 @@ pub fn for_count(scan: &Arc<dyn ExecutionPlan>, value: &Arc<dyn PhysicalExpr>) -
     if let Some(predicate) = &predicate {
         let on_output = predicate.clone().transform(|e| {
             let Some(c) = e.downcast_ref::<Column>() else { return Ok(Transformed::no(e)) };
-            let at = read.iter().position(|r| r == c).unwrap_or_default() + 1;
+            let at = read.iter().position(|r| r == c).ok_or_else(|| {
+                DataFusionError::Internal(format!("the count's filter reads {c}, which the scan does not return"))
+            })? + 1;
             Ok(Transformed::yes(Arc::new(Column::new(c.name(), at)) as Arc<dyn PhysicalExpr>))
         })?;
         filter = Some(on_output.data);
